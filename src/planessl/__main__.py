@@ -1,0 +1,3 @@
+from planessl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The ``planessl`` command line: one subcommand per module in ``planessl.commands``.
+
+Each command module defines ``register(subparsers)`` that adds its parser and sets
+``func`` to a callable taking the parsed arguments and returning an exit status. Heavy
+imports (torch, Lightning) happen inside those callables, so ``planessl --help`` is fast.
+User errors (:class:`planessl.errors.PlaneSSLError`) print one line and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from planessl import __version__
+from planessl.errors import PlaneSSLError
+
+#: Command modules under planessl.commands, in the order shown by --help.
+COMMAND_MODULES = (
+    "lines",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="planessl",
+        description="Self-supervised learning on MR images acquired in anatomy-oriented planes.")
+    parser.add_argument("--version", action="version", version=f"planessl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"planessl.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PlaneSSLError as exc:
+        print(f"planessl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("planessl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

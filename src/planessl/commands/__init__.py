@@ -1,0 +1,1 @@
+"""Subcommands of the ``planessl`` command line (see :mod:`planessl.cli`)."""

@@ -1,0 +1,116 @@
+"""The in-memory model of a study that every part of planessl speaks.
+
+Readers (``planessl.io``) and the phantom produce :class:`Study` objects; the cache
+(``planessl.cache``) stores and returns them (pixel arrays then memory-mapped); datasets
+and tasks consume them. Nothing here holds PHI: ids are opaque.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from planessl.geometry import Plane
+
+#: View types planessl knows. Cardiac: short-axis stack and 2-, 3- (LVOT) and 4-chamber
+#: long-axis views; knee: the three orthogonal planes; anything else is "other".
+CARDIAC_VIEWS = ("sax", "2ch", "3ch", "4ch")
+KNEE_VIEWS = ("sagittal", "coronal", "axial")
+VIEW_TYPES = CARDIAC_VIEWS + KNEE_VIEWS + ("other",)
+
+#: ACDC label convention used for every cardiac label map in planessl.
+LABEL_NAMES = {0: "background", 1: "RV", 2: "myocardium", 3: "LV"}
+#: Extra cardiac labels that a view may carry beyond the ACDC set (atria, aorta).
+EXTRA_LABEL_NAMES = {4: "LA", 5: "RA", 6: "aorta"}
+
+
+@dataclass
+class Series:
+    """One view of a study: ``S`` parallel slices x ``F`` frames of ``H x W`` images.
+
+    Attributes:
+        name: unique within the study, e.g. ``"sax"``, ``"4ch"``, ``"2ch_2"``.
+        view: one of :data:`VIEW_TYPES`.
+        planes: one :class:`Plane` per slice (for stacks ordered base → apex).
+        pixels: ``(S, F, H, W)`` float32 intensities (may be a read-only memmap).
+        labels: ``(S, F, H, W)`` uint8 label maps, or ``None``; valid only for
+            ``labelled_frames``.
+        labelled_frames: frame indices whose label maps are valid (e.g. ED and ES).
+        frame_times: trigger time of each frame in ms, or ``None``.
+        ed_frame, es_frame: end-diastolic / end-systolic frame indices, or ``None``.
+        spacing_known: ``False`` when the source carries no pixel spacing (e.g. ACDC HDF5):
+            the planes then hold a nominal 1 mm spacing that must not be used as mm.
+        view_reason: why the series got its view type (for the ingest report).
+    """
+
+    name: str
+    view: str
+    planes: list[Plane]
+    pixels: np.ndarray
+    labels: np.ndarray | None = None
+    labelled_frames: list[int] = field(default_factory=list)
+    frame_times: list[float] | None = None
+    ed_frame: int | None = None
+    es_frame: int | None = None
+    spacing_known: bool = True
+    view_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEW_TYPES:
+            raise ValueError(f"unknown view type {self.view!r}; known: {', '.join(VIEW_TYPES)}")
+        if self.pixels.ndim != 4:
+            raise ValueError(f"series {self.name}: pixels must be (S, F, H, W), got {self.pixels.shape}")
+        if len(self.planes) != self.pixels.shape[0]:
+            raise ValueError(f"series {self.name}: {len(self.planes)} planes for "
+                             f"{self.pixels.shape[0]} slices")
+        if self.labels is not None and self.labels.shape != self.pixels.shape:
+            raise ValueError(f"series {self.name}: labels {self.labels.shape} != pixels "
+                             f"{self.pixels.shape}")
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return int(self.pixels.shape[2]), int(self.pixels.shape[3])
+
+
+@dataclass
+class Study:
+    """All series of one examination of one subject.
+
+    Attributes:
+        id: opaque identifier (no PHI).
+        series: the views of the study.
+        targets: study-level labels for classification, e.g. ``{"class": 2}`` or
+            ``{"abnormal": 1, "acl": 0, "meniscus": 1}``.
+        group: ``"cardiac"`` or ``"knee"``.
+    """
+
+    id: str
+    series: list[Series]
+    targets: dict[str, int] = field(default_factory=dict)
+    group: str = "cardiac"
+
+    def views(self, view: str) -> list[Series]:
+        """All series of one view type (in order)."""
+        return [s for s in self.series if s.view == view]
+
+    def planes_by_view(self, views: Sequence[str] | None = None) -> dict[str, list[Plane]]:
+        """Every plane of each view type, e.g. for line targets."""
+        out: dict[str, list[Plane]] = {}
+        for s in self.series:
+            if views is None or s.view in views:
+                out.setdefault(s.view, []).extend(s.planes)
+        return out
+
+    @property
+    def has_labels(self) -> bool:
+        return any(s.labels is not None and s.labelled_frames for s in self.series)
