@@ -1,0 +1,5 @@
+"""Networks: a U-Net backbone with separable encoder and decoder, and task heads."""
+
+from planessl.models.backbone import PRESETS, UNetBackbone, build_backbone
+
+__all__ = ["PRESETS", "UNetBackbone", "build_backbone"]
