@@ -225,12 +225,18 @@ def _ellipsoid(p: np.ndarray, centre, radii) -> np.ndarray:
     return out
 
 
-def _capsule_dist(p: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
-    """Distance (mm) of points (N, 3) from the segment p0-p1."""
-    d = (p1 - p0).astype(p.dtype)
-    rel = p - p0.astype(p.dtype)
-    h = np.clip(rel @ d / float(d @ d), 0.0, 1.0)
-    return np.linalg.norm(rel - h[:, None] * d, axis=1)
+def _capsule_dist2(a: np.ndarray, x: np.ndarray, y: np.ndarray, p0: np.ndarray,
+                   p1: np.ndarray) -> np.ndarray:
+    """Squared distance (mm^2) of local points (a, x, y) from the segment p0-p1."""
+    d = np.asarray(p1, np.float64) - p0
+    dd = float(d @ d)
+    ra, rx, ry = a - np.float32(p0[0]), x - np.float32(p0[1]), y - np.float32(p0[2])
+    h = np.clip((ra * np.float32(d[0] / dd) + rx * np.float32(d[1] / dd)
+                 + ry * np.float32(d[2] / dd)), 0, 1)
+    ra -= h * np.float32(d[0])
+    rx -= h * np.float32(d[1])
+    ry -= h * np.float32(d[2])
+    return ra * ra + rx * rx + ry * ry
 
 
 def body_tissue(points: np.ndarray, body: Body) -> tuple[np.ndarray, np.ndarray]:
@@ -282,9 +288,17 @@ class LocalPoints:
         return LocalPoints(self.a[mask], self.x[mask], self.y[mask])
 
 
-def heart_extent(heart: Heart) -> float:
-    """Radius (mm) about the ED base beyond which no heart structure reaches."""
-    return float(heart.lv_length + heart.apex_wall * 1.3 + heart.wall * 2 + 20)
+def heart_box(heart: Heart) -> tuple[tuple[float, float], float, float]:
+    """Bounds of every heart structure over the cycle in the ED local frame:
+    ``((a_min, a_max), x_max, y_max)`` with ``|x| <= x_max`` and ``|y| <= y_max`` (mm)."""
+    ro = heart.lv_radius + heart.wall + 10
+    a_max = heart.lv_length + heart.apex_wall * 1.3 + heart.fat + 10
+    a_min = -(28 + 45 + heart.aorta_radius + 2 + 10)
+    side = max(0.7 * ro + heart.rv_width * ro + heart.rv_wall,
+               0.7 * ro + 0.35 * heart.rv_width * ro + heart.ra_radius,
+               heart.lv_radius + 60) + 10
+    deep = max(heart.rv_depth * ro, heart.la_radius * 1.1 + 15, 60.0) + 10
+    return (a_min, a_max), side, deep
 
 
 def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.ndarray) -> None:
@@ -337,9 +351,11 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     root1 = np.array([-28.0, 0, 0]) + (off + 6) * t_loc
     up = np.array([-0.8, 0, 0]) + 0.35 * t_loc
     root2 = root1 + 45.0 * up / np.linalg.norm(up)
-    pts = np.stack([a, x, y], axis=1)
-    ao_d = np.minimum(_capsule_dist(pts, root0, root1), _capsule_dist(pts, root1, root2))
-    in_ao = ao_d < r_ao
+    ao_d = np.full(a.shape, np.float32(1e6))
+    near = a < 20
+    ao_d[near] = np.minimum(_capsule_dist2(a[near], x[near], y[near], root0, root1),
+                            _capsule_dist2(a[near], x[near], y[near], root1, root2))
+    in_ao = ao_d < r_ao * r_ao
     # Paint, back to front.
     in_fat = (fat_q < 1) & (a >= -6)
     in_fat |= (rv_qw < 1.15) & (a >= -6)
@@ -358,7 +374,7 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     m = (rv_q < 1) & (a >= 0) & (epi_q >= 1)
     tissue[m] = BLOOD
     label[m] = RV
-    ao_wall = (ao_d < r_ao + 2) & above & ~in_ao
+    ao_wall = (ao_d < (r_ao + 2) ** 2) & above & ~in_ao
     tissue[ao_wall] = MUSCLE
     label[ao_wall] = BG
     m = in_ao & above
@@ -372,9 +388,10 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     label[lv] = LV
     # Papillary muscles: two columns in the cavity (labelled LV cavity, as in ACDC).
     pr = h.papillary_radius * (1 + 0.3 * st.c)
+    idx = np.flatnonzero(lv & (a > 0.3 * st.li))
+    la_, lx, ly = a[idx], x[idx], y[idx]
     for ang in (-2.3, 2.3):
         d2 = np.array([0.0, -np.cos(ang) * 0.62, np.sin(ang) * 0.62 * e]) * st.ri
         p0 = d2 + np.array([0.38 * st.li, 0, 0])
         p1 = d2 * 0.8 + np.array([0.72 * st.li, 0, 0])
-        pm = (_capsule_dist(pts, p0, p1) < pr) & lv
-        tissue[pm] = MYO
+        tissue[idx[_capsule_dist2(la_, lx, ly, p0, p1) < pr * pr]] = MYO

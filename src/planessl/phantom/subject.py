@@ -13,7 +13,7 @@ import numpy as np
 
 from planessl.geometry import Plane
 from planessl.phantom.anatomy import (Anatomy, CLASS_NAMES, LocalPoints, body_tissue,
-                                      heart_extent, paint_heart, sample_anatomy)
+                                      heart_box, paint_heart, sample_anatomy)
 from planessl.phantom.cycle import CardiacCycle, make_cycle
 from planessl.phantom.planning import PlanningSettings, plan_views
 from planessl.phantom.render import bias_field, render, sample_contrast
@@ -65,8 +65,11 @@ def sample_slice(anatomy: Anatomy, plane: Plane, contraction: np.ndarray,
     pts = pts.astype(np.float32)
     tissue0, label0 = body_tissue(pts, anatomy.body)
     heart = anatomy.heart
-    near = np.linalg.norm(pts - heart.base.astype(np.float32), axis=1) < heart_extent(heart)
-    loc = LocalPoints.from_world(pts[near], heart)
+    loc = LocalPoints.from_world(pts, heart)
+    (a_lo, a_hi), x_max, y_max = heart_box(heart)
+    near = ((loc.a > a_lo) & (loc.a < a_hi) & (np.abs(loc.x) < x_max)
+            & (np.abs(loc.y) < y_max))
+    loc = loc.subset(near)
     frames = len(contraction)
     tissue = np.repeat(tissue0[None], frames, axis=0)
     label = np.repeat(label0[None], frames, axis=0)
