@@ -189,7 +189,7 @@ def sample_anatomy(rng: np.random.Generator, category: int | None = None) -> Ana
         lv_radius=float(ri), lv_ellipticity=float(rng.uniform(0.92, 1.04)),
         lv_length=float(li), wall=float(wall), apex_wall=float(wall * rng.uniform(0.6, 0.8)),
         radial_shortening=float(k_r), descent=float(descent),
-        rv_width=float(rng.uniform(1.2, 1.4)), rv_depth=float(rng.uniform(1.35, 1.55)),
+        rv_width=float(rng.uniform(1.2, 1.4)), rv_depth=float(rng.uniform(1.1, 1.25)),
         rv_length=float(rng.uniform(0.75, 0.85)), rv_shortening=float(rng.uniform(0.15, 0.25)),
         rv_wall=float(rng.uniform(2.5, 3.5)), la_radius=float(rng.uniform(20, 25)),
         la_length=float(rng.uniform(20, 26)), ra_radius=float(rng.uniform(20, 25)),
@@ -203,8 +203,8 @@ def sample_anatomy(rng: np.random.Generator, category: int | None = None) -> Ana
     body = Body(
         centre=centre, half_width=float(half_width), half_depth=float(half_depth),
         fat=float(rng.uniform(6, 18)), chest_wall=float(rng.uniform(10, 16)),
-        lungs=((np.array([base[0] + 60, 10.0, zc + 30]), np.array([78.0, 100.0, 140.0])),
-               (np.array([-80.0, 10.0, zc + 30]), np.array([78.0, 100.0, 150.0]))),
+        lungs=((np.array([base[0] + 45, 15.0, zc + 30]), np.array([95.0, 110.0, 150.0])),
+               (np.array([-70.0, 15.0, zc + 30]), np.array([95.0, 110.0, 160.0]))),
         liver=(np.array([-45.0, 5.0, apex[2] - 85 + rng.uniform(-10, 10)]),
                np.array([125.0, 95.0, 80.0])),
         spine=np.array([centre[0], centre[1] + half_depth - 50]),
@@ -244,7 +244,9 @@ def body_tissue(points: np.ndarray, body: Body) -> tuple[np.ndarray, np.ndarray]
     p = points
     x = p[:, 0] - body.centre[0]
     y = p[:, 1] - body.centre[1]
-    r = np.sqrt((x / body.half_width) ** 2 + (y / body.half_depth) ** 2)
+    # A rounded-rectangle (superellipse) cross-section: flatter back and sides than an
+    # ellipse, as a supine chest.
+    r = (np.abs(x / body.half_width) ** 2.6 + np.abs(y / body.half_depth) ** 2.6) ** (1 / 2.6)
     # Depth under the skin, mm (exact on the axes, close elsewhere).
     depth = (1 - r) * np.sqrt(body.half_width * body.half_depth)
     tissue = np.full(len(p), AIR, np.uint8)
@@ -310,7 +312,7 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     x, y = loc.x, loc.y
     ro_ed = h.lv_radius + h.wall
     # --- RV: an ellipsoid beside the LV whose septal part the LV epicardium takes away.
-    rv_cx = 0.7 * ro_ed
+    rv_cx = 0.8 * ro_ed
     shrink = 1 - h.rv_shortening * st.c
     rv_rx = h.rv_width * ro_ed * shrink
     rv_ry = h.rv_depth * ro_ed * (1 - 0.5 * h.rv_shortening * st.c)
@@ -350,7 +352,7 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     root0 = np.array([8.0, 0, 0]) + off * t_loc
     root1 = np.array([-28.0, 0, 0]) + (off + 6) * t_loc
     up = np.array([-0.8, 0, 0]) + 0.35 * t_loc
-    root2 = root1 + 45.0 * up / np.linalg.norm(up)
+    root2 = root1 + 22.0 * up / np.linalg.norm(up)
     ao_d = np.full(a.shape, np.float32(1e6))
     near = a < 20
     ao_d[near] = np.minimum(_capsule_dist2(a[near], x[near], y[near], root0, root1),

@@ -32,8 +32,13 @@ def _panels(study: Study) -> list[tuple[str, Series, int]]:
     if sax:
         s = sax[0]
         n = s.n_slices
-        for title, k in (("SAX base", min(1, n - 1)), ("SAX mid", n // 2),
-                         ("SAX apex", max(0, n - 2))):
+        first, last = 0, n - 1
+        if s.labels is not None and s.labelled_frames:
+            with_lv = np.flatnonzero((s.labels[:, s.labelled_frames[0]] == 3).any(axis=(1, 2)))
+            if with_lv.size:
+                first, last = int(with_lv[0]), int(with_lv[-1])
+        for title, k in (("SAX base", min(first + 1, last)), ("SAX mid", (first + last) // 2),
+                         ("SAX apex", last)):
             out.append((title, s, k))
     for view in ("2ch", "3ch", "4ch"):
         for s in study.views(view)[:1]:

@@ -16,7 +16,7 @@ from planessl.phantom.anatomy import (Anatomy, CLASS_NAMES, LocalPoints, body_ti
                                       heart_box, paint_heart, sample_anatomy)
 from planessl.phantom.cycle import CardiacCycle, make_cycle
 from planessl.phantom.planning import PlanningSettings, plan_views
-from planessl.phantom.render import bias_field, render, sample_contrast
+from planessl.phantom.render import bias_field, render, sample_contrast, texture
 from planessl.study import Series, Study
 
 
@@ -121,7 +121,7 @@ def make_study(seed: int, index: int, preset: str = "small", *, frames: int | No
         planes = views[view]
         series_shift = (rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
                         if breath_hold_mm > 0 else None)
-        tissues, labels, biases = [], [], []
+        tissues, labels, biases, textures = [], [], [], []
         for plane in planes:
             shift = series_shift
             if breath_hold_mm > 0 and view == "sax":  # one breath-hold per SAX slice
@@ -129,9 +129,13 @@ def make_study(seed: int, index: int, preset: str = "small", *, frames: int | No
             t, lab = sample_slice(anatomy, plane, contraction, shift)
             tissues.append(t)
             labels.append(lab)
-            biases.append(bias_field(_plane_points(plane), contrast).reshape(plane.shape))
+            pts = _plane_points(plane)
+            biases.append(bias_field(pts, contrast).reshape(plane.shape))
+            textures.append(texture(pts if shift is None else pts - shift, contrast)
+                            .reshape(plane.shape))
         tissue = np.stack(tissues)
-        pixels = render(tissue, np.stack(biases)[:, None], contrast, rng, noise=noise)
+        pixels = render(tissue, np.stack(biases)[:, None], contrast, rng, noise=noise,
+                        tex=np.stack(textures)[:, None])
         series.append(Series(
             name=view, view=view, planes=planes, pixels=pixels, labels=np.stack(labels),
             labelled_frames=list(range(n_frames)), frame_times=cycle.frame_times(),
