@@ -19,6 +19,7 @@ from planessl.errors import PlaneSSLError
 #: Command modules under planessl.commands, in the order shown by --help.
 COMMAND_MODULES = (
     "lines",
+    "phantom",
 )
 
 
