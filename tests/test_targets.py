@@ -138,3 +138,19 @@ def test_uneven_spacing_and_duplicates_are_reported():
     np.testing.assert_allclose(geo.relative, [0, 0.2, 0.4, 0.8, 1.0])
     dup, _ = _apex_stack(3, gaps=[8.0, 0.0])
     assert any("duplicate" in p for p in stack_geometry(dup).problems)
+
+
+def test_float32_heatmap_matches_float64_and_far_field_is_tiny(rng):
+    worst = 0.0
+    for _ in range(40):
+        a, b = random_plane(rng, shape=(96, 112)), random_plane(rng)
+        s = rng.uniform(2.0, 10.0)
+        h32 = line_heatmap(a, b, sigma_mm=s)
+        if h32 is None:
+            continue
+        d = _world_line_distance(a, b)
+        exact = np.exp(-d ** 2 / (2 * s ** 2))
+        worst = max(worst, float(np.abs(h32 - exact).max()))
+        far = exact < 1e-38
+        assert np.all(h32[far] <= 1.3e-38) and np.all(h32 > 0)
+    assert worst < 2e-5  # float32 rounding of the distance only
