@@ -84,7 +84,8 @@ def main() -> None:
     md = ["# Line-heatmap targets: 3 channels of 224 x 224, one CPU core", "",
           f"`python benchmarks/bench_targets.py --seconds {args.seconds:g}` "
           f"(threads limited to 1; numpy {np.__version__}, Python {platform.python_version()}, "
-          f"{platform.processor() or platform.machine()}). Aim: >= 1,000 per second.", "",
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} at the end). Aim: >= 1,000 per second.", "",
           "| scenario | per second | ms each |", "|---|---:|---:|"]
     md += [f"| {r['scenario']} | {r['per_second']:,.0f} | {r['ms_each']:.3f} |" for r in rows]
     write_text(args.out / "targets.md", "\n".join(md) + "\n")

@@ -152,3 +152,20 @@ def test_valid_dicom_with_pixels_works(tmp_path, capsys, two_volumes):
     assert main(["lines", mr, str(two_volumes[1]), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["A_shape"] == [64, 64]
+
+
+def test_atomic_write_leaves_no_temp_and_normal_permissions(tmp_path):
+    import os
+
+    from planessl.atomic import atomic_path, write_text
+
+    write_text(tmp_path / "a.txt", "hello")
+    assert (tmp_path / "a.txt").read_text() == "hello"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "b.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
