@@ -18,6 +18,7 @@ from planessl.errors import PlaneSSLError
 
 #: Command modules under planessl.commands, in the order shown by --help.
 COMMAND_MODULES = (
+    "demo",
     "lines",
     "phantom",
 )
