@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from typing import Sequence
 
@@ -18,6 +19,9 @@ from planessl.errors import PlaneSSLError
 
 #: Command modules under planessl.commands, in the order shown by --help.
 COMMAND_MODULES = (
+    "ingest",
+    "summary",
+    "check",
     "lines",
 )
 
@@ -29,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"planessl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
+        if importlib.util.find_spec(f"planessl.commands.{name}") is None:
+            continue  # a command not in this build (e.g. a branch without it)
         importlib.import_module(f"planessl.commands.{name}").register(sub)
     return parser
 
