@@ -43,10 +43,15 @@ def source_hash(files: Iterable[str | Path]) -> str:
 
 @dataclass
 class Skipped:
-    """A file (or folder) that was not cached, and why (one line)."""
+    """A file (or folder) that was not cached, and why (one line).
+
+    ``cached=True`` marks a warning instead: the file was cached, but with a caveat
+    (e.g. a one-slice SAX "stack" that has no slice-location target).
+    """
 
     path: str
     reason: str
+    cached: bool = False
 
     def as_dict(self) -> dict:
         return {"path": self.path, "reason": self.reason}
