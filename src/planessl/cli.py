@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "summary",
     "check",
     "lines",
+    "phantom",
 )
 
 
