@@ -91,6 +91,7 @@ class IngestReport:
     written: list[dict] = field(default_factory=list)   # manifest-like entries
     unchanged: list[dict] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)
     formats: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -125,9 +126,25 @@ class IngestReport:
         labelled = sum(1 for e in self.cached if e.get("labels"))
         lines.append(f"studies with labels: {labelled}")
         lines.append(f"skipped: {len(self.skipped)}")
-        for s in self.skipped:
-            lines.append(f"  {s.path}: {s.reason}")
+        lines.extend(_grouped_lines(self.skipped))
+        if self.warnings:
+            lines.append(f"warnings (cached with a caveat): {len(self.warnings)}")
+            lines.extend(_grouped_lines(self.warnings))
         return "\n".join(lines)
+
+
+def _grouped_lines(items: list[Skipped], show: int = 5) -> list[str]:
+    """One line per file; past ``show`` files with the same reason, a count instead."""
+    seen: dict[str, int] = {}
+    lines = []
+    for s in items:
+        n = seen[s.reason] = seen.get(s.reason, 0) + 1
+        if n <= show:
+            lines.append(f"  {s.path}: {s.reason}")
+    for reason, n in seen.items():
+        if n > show:
+            lines.append(f"  ... and {n - show} more: {reason} (all listed in the manifest)")
+    return lines
 
 
 def _clean_leftovers(cache: Path) -> None:
@@ -265,13 +282,15 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
         raise
     finally:
         bar.close()
-        rebuild_manifest(out, skipped=[s.as_dict() for s in report.skipped])
+        rebuild_manifest(out, skipped=[s.as_dict() for s in report.skipped],
+                         warnings=[s.as_dict() for s in report.warnings])
     return report
 
 
 def _collect(report: IngestReport, result: tuple[dict | None, list[Skipped]]) -> None:
     entry, skipped = result
-    report.skipped.extend(skipped)
+    report.skipped.extend(s for s in skipped if not s.cached)
+    report.warnings.extend(s for s in skipped if s.cached)
     if entry is not None:
         report.written.append(entry)
 

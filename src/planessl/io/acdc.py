@@ -217,3 +217,120 @@ def read_acdc_h5(path_or_folder: str | Path, salt: str | None = None,
                 raise
             skipped.append(Skipped(exc.path, exc.reason))
     return studies
+
+
+# ----------------------------------------------------------------------------- NIfTI
+def _read_info(path: Path) -> dict[str, str]:
+    info = {}
+    try:
+        for line in path.read_text().splitlines():
+            if ":" in line:
+                k, v = line.split(":", 1)
+                info[k.strip()] = v.strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"unreadable Info.cfg ({describe_error(exc)})") from None
+    return info
+
+
+def discover_acdc_nifti(paths: list[Path], workers: int = 1, progress: bool | None = None
+                        ) -> tuple[list[SourceStudy], list[Skipped]]:
+    """One study per folder holding ``patientXXX_frameYY.nii.gz`` files."""
+    folders: dict[Path, int] = {}
+    for p in paths:
+        for f in ([p] if p.is_file() else p.rglob("patient*_frame*.nii*")):
+            m = NIFTI_NAME.match(f.name)
+            if m:
+                folders[f.parent] = int(m.group(1))
+    sources = []
+    for folder, number in sorted(folders.items()):
+        files = sorted(f for f in folder.iterdir() if f.is_file())
+        sources.append(SourceStudy(key=patient_key(number), format="acdc", files=files,
+                                   payload={"folder": str(folder), "number": number}))
+    return sources, []
+
+
+def _axis_aligned(planes: list[Plane]) -> bool:
+    """True when the planes' axes are the array axes (an affine that only scales, as the
+    original ACDC files have: no physical orientation)."""
+    p = planes[0]
+    return all(np.max(np.abs(v)) > 1 - 1e-6 for v in (p.row_dir, p.col_dir))
+
+
+def load_acdc_nifti(source: SourceStudy, study_id: str,
+                    skipped: list[Skipped] | None = None) -> Study:
+    """Read one ACDC patient folder: ED and ES frames (or the 4D cine) with their labels."""
+    from planessl.geometry import stack_geometry
+    from planessl.io.nifti import read_volume
+
+    folder, number = Path(source.payload["folder"]), source.payload["number"]
+    stem = f"patient{number:03d}"
+    info_path = folder / "Info.cfg"
+    info = _read_info(info_path) if info_path.is_file() else {}
+    frame_files = {}
+    for f in folder.iterdir():
+        m = NIFTI_NAME.match(f.name)
+        if m and int(m.group(1)) == number:
+            frame_files[int(m.group(2))] = f
+    try:
+        ed_no = int(info["ED"]) if "ED" in info else min(frame_files)
+        es_no = int(info["ES"]) if "ES" in info else None
+    except ValueError:
+        raise InputFileError(info_path, "ED/ES are not frame numbers") from None
+    four_d = next((p for p in (folder / f"{stem}_4d.nii.gz", folder / f"{stem}_4d.nii")
+                   if p.is_file()), None)
+    notes = [f"ED = frame {ed_no:02d}" + (f", ES = frame {es_no:02d}" if es_no else "")
+             + (" (Info.cfg)" if "ED" in info else " (earliest file; no Info.cfg)")]
+    if four_d is not None:
+        data, planes = read_volume(four_d)
+        pixels = np.ascontiguousarray(data.transpose(2, 3, 0, 1))
+        frame_index = {n: n - 1 for n in frame_files}
+        notes.append("all frames from the 4D cine")
+    else:
+        numbers = sorted(frame_files, key=lambda n: (n != ed_no, n))
+        vols = []
+        planes = None
+        for n in numbers:
+            d, pl = read_volume(frame_files[n])
+            if planes is None:
+                planes = pl
+            elif d.shape[:3] != vols[0].shape[:3]:
+                raise InputFileError(frame_files[n], f"shape {d.shape[:3]} differs from "
+                                                     f"{vols[0].shape[:3]} of the ED frame")
+            vols.append(d[..., :1])
+        pixels = np.ascontiguousarray(np.concatenate(vols, axis=3).transpose(2, 3, 0, 1))
+        frame_index = {n: k for k, n in enumerate(numbers)}
+    labels = None
+    labelled = []
+    for n, t in frame_index.items():
+        gt = next((p for p in (folder / f"{stem}_frame{n:02d}_gt.nii.gz",
+                               folder / f"{stem}_frame{n:02d}_gt.nii") if p.is_file()), None)
+        if gt is None or t >= pixels.shape[1]:
+            continue
+        g, _ = read_volume(gt)
+        lab = g[..., 0].transpose(2, 0, 1)
+        if lab.shape != pixels.shape[:1] + pixels.shape[2:]:
+            raise InputFileError(gt, f"label shape {lab.shape} != image {pixels[:, 0].shape}")
+        check_labels(np.round(lab).astype(np.int64), gt)
+        if labels is None:
+            labels = np.zeros(pixels.shape, np.uint8)
+        labels[:, t] = lab.astype(np.uint8)
+        labelled.append(t)
+    reason = "ACDC layout: short-axis stack by dataset definition; " + "; ".join(notes)
+    if len(planes) > 1 and not _axis_aligned(planes):
+        geo = stack_geometry(planes, toward=CARDIAC_APEX_DIRECTION)
+        order = list(geo.order)
+        pixels, planes = pixels[order], [planes[k] for k in order]
+        labels = labels[order] if labels is not None else None
+        reason += "; slices ordered base -> apex"
+    else:
+        reason += ("; the affine only scales (no physical orientation): spacing known, "
+                   "base/apex orientation unknown, slice order kept as acquired")
+    ed = frame_index.get(ed_no)
+    es = frame_index.get(es_no) if es_no is not None else None
+    targets = {}
+    if info.get("Group") in ACDC_GROUPS:
+        targets["class"] = ACDC_GROUPS.index(info["Group"])
+    series = Series(name="sax", view="sax", planes=planes, pixels=pixels.astype(np.float32),
+                    labels=labels, labelled_frames=sorted(labelled), ed_frame=ed, es_frame=es,
+                    spacing_known=True, view_reason=reason)
+    return Study(id=study_id, series=[series], targets=targets, group="cardiac")
