@@ -187,6 +187,8 @@ def _load_and_write(fmt_name: str, source: SourceStudy, study_id: str, shash: st
     except MemoryError:
         return None, [Skipped(str(source.files[0]), "out of memory while reading the study")]
     if not study.series:
+        if any(not s.cached for s in skipped):  # the files were already named with reasons
+            return None, skipped
         return None, skipped + [Skipped(str(source.files[0]) if source.files else "?",
                                         "no usable series in the study")]
     folder = write_study(cache, study, source_hash=shash)
