@@ -87,9 +87,11 @@ def test_pydicom_real_localizer_and_classic_files(tmp_path):
     assert (1, 1, 64, 64) in shapes
     loc = [cache.load(sid) for sid in cache.ids
            if any(s.pixels.shape[2:] == (16, 16) for s in cache.load(sid).series)]
-    # Three studies; the T/S/C pilot study is one series of three orthogonal planes: split.
+    # Three studies; each T/S/C pilot study is one series of three orthogonal planes: split.
     assert len(loc) == 3
-    (tri,) = [st for st in loc if len(st.series) == 3]
+    tris = [st for st in loc if len(st.series) == 3]
+    assert len(tris) == 2
+    tri = tris[0]
     assert all(s.view == "other" and "localizer" in s.view_reason for s in tri.series)
     normals = np.array([s.planes[0].normal for s in tri.series])
     np.testing.assert_allclose(np.abs(normals @ normals.T), np.eye(3), atol=1e-6)
