@@ -74,6 +74,31 @@ def _number(value, default=None):
         return default
 
 
+_FORMAT_CACHE: dict[tuple, tuple | None] = {}
+
+
+def _pixel_format(ds: Dataset) -> tuple | None:
+    """``(implicit_vr, dtype, count)`` of uncompressed little-endian mono pixel data, else
+    ``None`` (cached per combination of the header values it depends on)."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    key = (ts, *(_raw(ds, k) for k in ("SamplesPerPixel", "BitsAllocated",
+                                        "PixelRepresentation", "Rows", "Columns",
+                                        "NumberOfFrames")))
+    if key in _FORMAT_CACHE:
+        return _FORMAT_CACHE[key]
+    out = None
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    if ts in _NATIVE_LE and int(ds.get("SamplesPerPixel", 1) or 1) == 1 and bits in (8, 16, 32):
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        dtype = np.dtype(("<i" if signed else "<u") + str(bits // 8))
+        count = int(ds.Rows) * int(ds.Columns) * number_of_frames(ds)
+        out = (_NATIVE_LE[ts], dtype.str, count)
+    if len(_FORMAT_CACHE) > _CACHE_LIMIT:
+        _FORMAT_CACHE.clear()
+    _FORMAT_CACHE[key] = out
+    return out
+
+
 def _fast_pixel_info(fp, ds: Dataset, path: Path) -> tuple | None:
     """Offset, dtype and count of uncompressed little-endian pixel data (else ``None``).
 
@@ -81,17 +106,16 @@ def _fast_pixel_info(fp, ds: Dataset, path: Path) -> tuple | None:
     parsed here by hand (only these few bytes) so that step 2 can read the pixels with one
     ``numpy.fromfile`` instead of a second full pydicom parse of the file.
     """
-    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if ts not in _NATIVE_LE or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+    fmt = _pixel_format(ds)
+    if fmt is None:
         return None
-    bits = int(ds.get("BitsAllocated", 0) or 0)
-    if bits not in (8, 16, 32):
-        return None
+    implicit, dtype_str, count = fmt
+    dtype = np.dtype(dtype_str)
     start = fp.tell()
     head = fp.read(12)
     if len(head) < 8 or _PIXEL_TAGS.get(head[:4]) != "PixelData":
         return None
-    if _NATIVE_LE[ts]:  # implicit VR: tag, 4-byte length
+    if implicit:  # implicit VR: tag, 4-byte length
         length, offset = int.from_bytes(head[4:8], "little"), start + 8
     elif head[4:6] in (b"OB", b"OW", b"UN"):  # explicit long form: tag, VR, 2 reserved, length
         length, offset = int.from_bytes(head[8:12], "little"), start + 12
@@ -99,13 +123,9 @@ def _fast_pixel_info(fp, ds: Dataset, path: Path) -> tuple | None:
         return None
     if length == 0xFFFFFFFF:  # encapsulated: let pydicom decide
         return None
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    dtype = np.dtype(("<i" if signed else "<u") + str(bits // 8))
-    frames = number_of_frames(ds)
-    count = int(ds.Rows) * int(ds.Columns) * frames
     if count * dtype.itemsize > length:
         raise InputFileError(path, f"pixel data holds {length} bytes, {count * dtype.itemsize} "
-                                   f"expected for {frames} frame(s) of {ds.Rows}x{ds.Columns}")
+                                   f"expected")
     if os.fstat(fp.fileno()).st_size < offset + count * dtype.itemsize:
         raise InputFileError(path, "file is truncated (pixel data ends early)")
     return (offset, dtype.str, count)
@@ -115,7 +135,7 @@ def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
     try:
         with open(path, "rb") as fp:
             try:
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=SCAN_TAGS)
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
             except pydicom.errors.InvalidDicomError:
                 # Files without the 128-byte preamble: accept only when they start like a
                 # DICOM data set (group 0002 or 0008 little endian).
@@ -123,8 +143,7 @@ def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
                 if fp.read(2) not in (b"\x02\x00", b"\x08\x00"):
                     raise InputFileError(path, "not a DICOM file") from None
                 fp.seek(0)
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=SCAN_TAGS,
-                                     force=True)
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
             pos = fp.tell()
             head = fp.read(4)
             fp.seek(pos)
@@ -144,6 +163,80 @@ def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
     return ds, fast
 
 
+#: Per-process caches keyed on raw header bytes: files of one series share their
+#: series-level fields, frames of one slice share their geometry, so each is parsed (and
+#: each Plane checked and built) once instead of once per file.
+_SERIES_CACHE: dict[tuple, dict] = {}
+_PLANE_CACHE: dict[tuple, Plane | str] = {}
+_CACHE_LIMIT = 20000
+
+
+def _raw(ds: Dataset, keyword: str):
+    """The undecoded bytes of an element (its decoded value when pydicom already has it)."""
+    elem = ds.get_item(keyword)
+    if elem is None:
+        return None
+    value = elem.value
+    return value if isinstance(value, (bytes, str, int, float, type(None))) else repr(value)
+
+
+def _raw_number(ds: Dataset, keyword: str, default=None):
+    """A single DS/IS number straight from its ASCII bytes (pydicom's conversion of each
+    value costs more than the whole rest of the scan); decoded values pass through."""
+    value = _raw(ds, keyword)
+    if isinstance(value, bytes):
+        try:
+            return float(value.strip(b" \x00")) if value.strip(b" \x00") else default
+        except ValueError:
+            return _number(ds.get(keyword), default)
+    return _number(ds.get(keyword), default) if value is not None else default
+
+
+def _series_fields(ds: Dataset, path: Path) -> dict:
+    key = (path.parent, _raw(ds, "SeriesInstanceUID"), _raw(ds, "StudyInstanceUID"),
+           _raw(ds, "SeriesDescription"), _raw(ds, "ProtocolName"), _raw(ds, "ImageType"),
+           _raw(ds, "FrameOfReferenceUID"), _raw(ds, "SamplesPerPixel"),
+           _raw(ds, "BodyPartExamined"), _raw(ds, "SeriesNumber"))
+    hit = _SERIES_CACHE.get(key)
+    if hit is not None:
+        return hit
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise InputFileError(path, f"colour image (SamplesPerPixel {ds.SamplesPerPixel}): "
+                                   f"not an MR magnitude image")
+    text = " ".join(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName"))
+    text = f"{text} {path.parent.name}"
+    image_type = " ".join(str(v) for v in (ds.get("ImageType") or []))
+    body = str(ds.get("BodyPartExamined", "") or "")
+    fields = {
+        "study_uid": str(ds.get("StudyInstanceUID", "") or "") or f"folder:{path.parent}",
+        "series_uid": str(ds.get("SeriesInstanceUID", "") or "") or f"folder:{path.parent}",
+        "series_number": int(_number(ds.get("SeriesNumber"), 0)), "text": text,
+        "frame_of_reference": str(ds.get("FrameOfReferenceUID", "") or ""),
+        "knee": "knee" in (body + " " + text).lower(),
+        "localizer": "LOCALIZER" in image_type.upper()}
+    if len(_SERIES_CACHE) > _CACHE_LIMIT:
+        _SERIES_CACHE.clear()
+    _SERIES_CACHE[key] = fields
+    return fields
+
+
+def _classic_plane(ds: Dataset, path: Path) -> Plane:
+    key = tuple(_raw(ds, k) for k in ("ImagePositionPatient", "ImageOrientationPatient",
+                                      "PixelSpacing", "SliceThickness", "Rows", "Columns"))
+    hit = _PLANE_CACHE.get(key)
+    if hit is None:
+        try:
+            hit = planes_from_dataset(ds)[0]
+        except GeometryError as exc:
+            hit = str(exc)
+        if len(_PLANE_CACHE) > _CACHE_LIMIT:
+            _PLANE_CACHE.clear()
+        _PLANE_CACHE[key] = hit
+    if isinstance(hit, str):
+        raise InputFileError(path, hit)
+    return hit
+
+
 def scan_file(path: str | Path) -> list[ImageRecord]:
     """Header-only read of one file: one record per 2D image.
 
@@ -152,30 +245,24 @@ def scan_file(path: str | Path) -> list[ImageRecord]:
     """
     path = Path(path)
     ds, fast = _read_header(path)
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-        raise InputFileError(path, f"colour image (SamplesPerPixel {ds.SamplesPerPixel}): "
-                                   f"not an MR magnitude image")
-    try:
-        planes = planes_from_dataset(ds)
-    except GeometryError as exc:
-        raise InputFileError(path, str(exc)) from None
+    fields = _series_fields(ds, path)
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     n_frames = number_of_frames(ds)
-    if len(planes) == 1 and n_frames > 1:
-        planes = planes * n_frames  # a classic multi-frame cine of one plane
-    text = " ".join(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName"))
-    text = f"{text} {path.parent.name}"
-    image_type = " ".join(str(v) for v in (ds.get("ImageType") or []))
-    body = str(ds.get("BodyPartExamined", "") or "")
-    knee = "knee" in (body + " " + text).lower()
-    localizer = "LOCALIZER" in image_type.upper()
-    study_uid = str(ds.get("StudyInstanceUID", "") or "") or f"folder:{path.parent}"
-    series_uid = str(ds.get("SeriesInstanceUID", "") or "") or f"folder:{path.parent}"
-    base_tt = _number(ds.get("TriggerTime"))
+    if enhanced:
+        try:
+            planes = planes_from_dataset(ds)
+        except GeometryError as exc:
+            raise InputFileError(path, str(exc)) from None
+    else:
+        planes = [_classic_plane(ds, path)] * n_frames  # a classic multi-frame: one plane
+    base_tt = _raw_number(ds, "TriggerTime")
+    base_slope = _raw_number(ds, "RescaleSlope", 1.0)
+    base_intercept = _raw_number(ds, "RescaleIntercept", 0.0)
+    instance = int(_raw_number(ds, "InstanceNumber", 0))
     records = []
     for f, plane in enumerate(planes):
-        tt = base_tt
-        slope, intercept = _number(ds.get("RescaleSlope"), 1.0), _number(ds.get("RescaleIntercept"), 0.0)
-        if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+        tt, slope, intercept = base_tt, base_slope, base_intercept
+        if enhanced:
             tt = _number(_frame_item(ds, f, "CardiacSynchronizationSequence",
                                      "NominalCardiacTriggerDelayTime"), tt)
             slope = _number(_frame_item(ds, f, "PixelValueTransformationSequence",
@@ -185,13 +272,9 @@ def scan_file(path: str | Path) -> list[ImageRecord]:
         elif n_frames > 1 and tt is None:
             tt = float(f)  # frames of a classic cine without timing: keep their order
         records.append(ImageRecord(
-            path=str(path), frame=f, study_uid=study_uid, series_uid=series_uid,
-            series_number=int(_number(ds.get("SeriesNumber"), 0)), text=text,
-            frame_of_reference=str(ds.get("FrameOfReferenceUID", "") or ""),
-            plane=plane, trigger_time=tt,
-            instance_number=int(_number(ds.get("InstanceNumber"), 0)),
-            knee=knee, localizer=localizer, fast_pixels=fast,
-            slope=slope if slope else 1.0, intercept=intercept or 0.0))
+            path=str(path), frame=f, plane=plane, trigger_time=tt, instance_number=instance,
+            fast_pixels=fast, slope=slope if slope else 1.0, intercept=intercept or 0.0,
+            **fields))
     return records
 
 
