@@ -19,6 +19,16 @@ def shared_data_dir() -> Path:
     return Path(env) if env else (REPO_ROOT / ".." / "shared" / "data").resolve()
 
 
+SHARED_DATA = shared_data_dir()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
     q = q * np.sign(np.diag(r))

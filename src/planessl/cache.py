@@ -101,10 +101,12 @@ def write_study(cache_dir: str | Path, study: Study, source_hash: str | None = N
     return final
 
 
-def rebuild_manifest(cache_dir: str | Path, skipped: list[dict] | None = None) -> dict:
+def rebuild_manifest(cache_dir: str | Path, skipped: list[dict] | None = None,
+                     warnings: list[dict] | None = None) -> dict:
     """Scan ``studies/*/study.json`` and write ``manifest.json`` atomically.
 
-    ``skipped`` (files not cached and why) replaces the stored list when given.
+    ``skipped`` (files not cached and why) and ``warnings`` (files cached with a caveat)
+    replace the stored lists when given.
     """
     cache_dir = Path(cache_dir)
     root = cache_dir / STUDIES
@@ -121,7 +123,8 @@ def rebuild_manifest(cache_dir: str | Path, skipped: list[dict] | None = None) -
         except json.JSONDecodeError:
             old = {}
     manifest = {"schema_version": SCHEMA_VERSION, "studies": entries,
-                "skipped": skipped if skipped is not None else old.get("skipped", [])}
+                "skipped": skipped if skipped is not None else old.get("skipped", []),
+                "warnings": warnings if warnings is not None else old.get("warnings", [])}
     cache_dir.mkdir(parents=True, exist_ok=True)
     _write_json_atomic(cache_dir / MANIFEST, manifest)
     return manifest

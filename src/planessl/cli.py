@@ -19,8 +19,11 @@ from planessl.errors import PlaneSSLError
 #: Command modules under planessl.commands, in the order shown by --help.
 COMMAND_MODULES = (
     "demo",
-    "lines",
     "phantom",
+    "ingest",
+    "summary",
+    "check",
+    "lines",
 )
 
 

@@ -119,8 +119,9 @@ def read_planes(path: str | Path) -> list[Plane]:
         raise InputFileError(path, str(exc)) from None
 
 
-def pixel_frames(ds: Dataset, path: str | Path = "") -> np.ndarray:
-    """Pixel data as float32 ``(frames, rows, cols)`` after RescaleSlope/Intercept.
+def pixel_frames(ds: Dataset, path: str | Path = "", rescale: bool = True) -> np.ndarray:
+    """Pixel data as float32 ``(frames, rows, cols)`` after RescaleSlope/Intercept
+    (``rescale=False``: stored values).
 
     Raises:
         InputFileError: no pixel data, no decoder for the transfer syntax, or non-finite values.
@@ -140,8 +141,8 @@ def pixel_frames(ds: Dataset, path: str | Path = "") -> np.ndarray:
     elif arr.ndim != 3:
         raise InputFileError(path, f"unsupported pixel array shape {arr.shape} (colour images "
                                    f"are not MR magnitude images)")
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    slope = float(ds.get("RescaleSlope", 1) or 1) if rescale else 1.0
+    intercept = float(ds.get("RescaleIntercept", 0) or 0) if rescale else 0.0
     if slope != 1 or intercept != 0:
         arr = arr * np.float32(slope) + np.float32(intercept)
     if not np.all(np.isfinite(arr)):

@@ -1,0 +1,399 @@
+"""Find the studies in any folder tree of DICOM files, reading headers only.
+
+Step 1 (``discover_dicom``, parallel over files): one pydicom header read per file
+(``stop_before_pixels``, only the tags planessl uses) gives one :class:`ImageRecord` per
+2D image (per frame for enhanced multi-frame MR) with its plane, timing, naming text and the
+file offset of its pixel data. Records are grouped by StudyInstanceUID.
+
+Step 2 (``load_dicom``, parallel over studies): the pixels of each image are read (a direct
+``numpy.fromfile`` at the recorded offset for uncompressed little-endian data, pydicom
+otherwise) and :mod:`planessl.io.dicom_series` builds the stacks and cines.
+
+Nothing read here reaches the cache except pixels and geometry: UIDs become opaque ids,
+descriptions are used only to recognise views.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from planessl.errors import GeometryError, InputFileError
+from planessl.geometry import Plane
+from planessl.io.dicom import _frame_item, number_of_frames, pixel_frames, planes_from_dataset
+from planessl.io.sources import Skipped, SourceStudy, describe_error
+
+#: Header tags read in the scan (everything else is skipped unparsed).
+SCAN_TAGS = [
+    "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber",
+    "SeriesDescription", "ProtocolName", "ImageType", "BodyPartExamined", "Modality",
+    "FrameOfReferenceUID", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+    "SliceThickness", "Rows", "Columns", "TriggerTime", "InstanceNumber", "AcquisitionNumber",
+    "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation",
+    "RescaleSlope", "RescaleIntercept", "PhotometricInterpretation",
+    "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
+    "DirectoryRecordSequence",
+]
+_NATIVE_LE = {ExplicitVRLittleEndian: False, ImplicitVRLittleEndian: True}
+_PIXEL_TAGS = {b"\xe0\x7f\x10\x00": "PixelData", b"\xe0\x7f\x08\x00": "FloatPixelData",
+               b"\xe0\x7f\x09\x00": "DoubleFloatPixelData"}
+_PIXEL_TAGS_BIG_ENDIAN = {b"\x7f\xe0\x00\x10", b"\x7f\xe0\x00\x08", b"\x7f\xe0\x00\x09"}
+
+
+@dataclass
+class ImageRecord:
+    """One 2D image found by the header scan (nothing here is written to the cache)."""
+
+    path: str
+    frame: int                  # frame index in the file (0 for classic images)
+    study_uid: str
+    series_uid: str
+    series_number: int
+    text: str                   # series description + protocol + folder name, for naming
+    frame_of_reference: str
+    plane: Plane
+    trigger_time: float | None
+    instance_number: int
+    knee: bool
+    localizer: bool
+    fast_pixels: tuple | None   # (offset, dtype, count) for a direct read, else None
+    slope: float = 1.0
+    intercept: float = 0.0
+
+
+def _number(value, default=None):
+    try:
+        return float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+_FORMAT_CACHE: dict[tuple, tuple | None] = {}
+
+
+def _pixel_format(ds: Dataset) -> tuple | None:
+    """``(implicit_vr, dtype, count)`` of uncompressed little-endian mono pixel data, else
+    ``None`` (cached per combination of the header values it depends on)."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    key = (ts, *(_raw(ds, k) for k in ("SamplesPerPixel", "BitsAllocated",
+                                        "PixelRepresentation", "Rows", "Columns",
+                                        "NumberOfFrames")))
+    if key in _FORMAT_CACHE:
+        return _FORMAT_CACHE[key]
+    out = None
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    if ts in _NATIVE_LE and int(ds.get("SamplesPerPixel", 1) or 1) == 1 and bits in (8, 16, 32):
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        dtype = np.dtype(("<i" if signed else "<u") + str(bits // 8))
+        count = int(ds.Rows) * int(ds.Columns) * number_of_frames(ds)
+        out = (_NATIVE_LE[ts], dtype.str, count)
+    if len(_FORMAT_CACHE) > _CACHE_LIMIT:
+        _FORMAT_CACHE.clear()
+    _FORMAT_CACHE[key] = out
+    return out
+
+
+def _fast_pixel_info(fp, ds: Dataset, path: Path) -> tuple | None:
+    """Offset, dtype and count of uncompressed little-endian pixel data (else ``None``).
+
+    pydicom stops right before the pixel data element; its 8- or 12-byte element header is
+    parsed here by hand (only these few bytes) so that step 2 can read the pixels with one
+    ``numpy.fromfile`` instead of a second full pydicom parse of the file.
+    """
+    fmt = _pixel_format(ds)
+    if fmt is None:
+        return None
+    implicit, dtype_str, count = fmt
+    dtype = np.dtype(dtype_str)
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8 or _PIXEL_TAGS.get(head[:4]) != "PixelData":
+        return None
+    if implicit:  # implicit VR: tag, 4-byte length
+        length, offset = int.from_bytes(head[4:8], "little"), start + 8
+    elif head[4:6] in (b"OB", b"OW", b"UN"):  # explicit long form: tag, VR, 2 reserved, length
+        length, offset = int.from_bytes(head[8:12], "little"), start + 12
+    else:
+        return None
+    if length == 0xFFFFFFFF:  # encapsulated: let pydicom decide
+        return None
+    if count * dtype.itemsize > length:
+        raise InputFileError(path, f"pixel data holds {length} bytes, {count * dtype.itemsize} "
+                                   f"expected")
+    if os.fstat(fp.fileno()).st_size < offset + count * dtype.itemsize:
+        raise InputFileError(path, "file is truncated (pixel data ends early)")
+    return (offset, dtype.str, count)
+
+
+def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
+    try:
+        with open(path, "rb") as fp:
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            except pydicom.errors.InvalidDicomError:
+                # Files without the 128-byte preamble: accept only when they start like a
+                # DICOM data set (group 0002 or 0008 little endian).
+                fp.seek(0)
+                if fp.read(2) not in (b"\x02\x00", b"\x08\x00"):
+                    raise InputFileError(path, "not a DICOM file") from None
+                fp.seek(0)
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            pos = fp.tell()
+            head = fp.read(4)
+            fp.seek(pos)
+            has_pixels = head in _PIXEL_TAGS or head in _PIXEL_TAGS_BIG_ENDIAN
+            fast = _fast_pixel_info(fp, ds, path) if has_pixels and "Rows" in ds else None
+    except InputFileError:
+        raise
+    except PermissionError:
+        raise InputFileError(path, "permission denied") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            NotImplementedError, pydicom.errors.InvalidDicomError) as exc:
+        raise InputFileError(path, f"not a readable DICOM file ({describe_error(exc)})") from None
+    if "DirectoryRecordSequence" in ds:
+        raise InputFileError(path, "DICOMDIR index file (not an image)")
+    if not has_pixels:
+        raise InputFileError(path, "no pixel data (not an image)")
+    return ds, fast
+
+
+#: Per-process caches keyed on raw header bytes: files of one series share their
+#: series-level fields, frames of one slice share their geometry, so each is parsed (and
+#: each Plane checked and built) once instead of once per file.
+_SERIES_CACHE: dict[tuple, dict] = {}
+_PLANE_CACHE: dict[tuple, Plane | str] = {}
+_CACHE_LIMIT = 20000
+
+
+def _raw(ds: Dataset, keyword: str):
+    """The undecoded bytes of an element (its decoded value when pydicom already has it)."""
+    elem = ds.get_item(keyword)
+    if elem is None:
+        return None
+    value = elem.value
+    return value if isinstance(value, (bytes, str, int, float, type(None))) else repr(value)
+
+
+def _raw_number(ds: Dataset, keyword: str, default=None):
+    """A single DS/IS number straight from its ASCII bytes (pydicom's conversion of each
+    value costs more than the whole rest of the scan); decoded values pass through."""
+    value = _raw(ds, keyword)
+    if isinstance(value, bytes):
+        try:
+            return float(value.strip(b" \x00")) if value.strip(b" \x00") else default
+        except ValueError:
+            return _number(ds.get(keyword), default)
+    return _number(ds.get(keyword), default) if value is not None else default
+
+
+def _series_fields(ds: Dataset, path: Path) -> dict:
+    key = (path.parent, _raw(ds, "SeriesInstanceUID"), _raw(ds, "StudyInstanceUID"),
+           _raw(ds, "SeriesDescription"), _raw(ds, "ProtocolName"), _raw(ds, "ImageType"),
+           _raw(ds, "FrameOfReferenceUID"), _raw(ds, "SamplesPerPixel"),
+           _raw(ds, "BodyPartExamined"), _raw(ds, "SeriesNumber"))
+    hit = _SERIES_CACHE.get(key)
+    if hit is not None:
+        return hit
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise InputFileError(path, f"colour image (SamplesPerPixel {ds.SamplesPerPixel}): "
+                                   f"not an MR magnitude image")
+    text = " ".join(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName"))
+    text = f"{text} {path.parent.name}"
+    image_type = " ".join(str(v) for v in (ds.get("ImageType") or []))
+    body = str(ds.get("BodyPartExamined", "") or "")
+    fields = {
+        "study_uid": str(ds.get("StudyInstanceUID", "") or "") or f"folder:{path.parent}",
+        "series_uid": str(ds.get("SeriesInstanceUID", "") or "") or f"folder:{path.parent}",
+        "series_number": int(_number(ds.get("SeriesNumber"), 0)), "text": text,
+        "frame_of_reference": str(ds.get("FrameOfReferenceUID", "") or ""),
+        "knee": "knee" in (body + " " + text).lower(),
+        "localizer": "LOCALIZER" in image_type.upper()}
+    if len(_SERIES_CACHE) > _CACHE_LIMIT:
+        _SERIES_CACHE.clear()
+    _SERIES_CACHE[key] = fields
+    return fields
+
+
+def _classic_plane(ds: Dataset, path: Path) -> Plane:
+    key = tuple(_raw(ds, k) for k in ("ImagePositionPatient", "ImageOrientationPatient",
+                                      "PixelSpacing", "SliceThickness", "Rows", "Columns"))
+    hit = _PLANE_CACHE.get(key)
+    if hit is None:
+        try:
+            hit = planes_from_dataset(ds)[0]
+        except GeometryError as exc:
+            hit = str(exc)
+        if len(_PLANE_CACHE) > _CACHE_LIMIT:
+            _PLANE_CACHE.clear()
+        _PLANE_CACHE[key] = hit
+    if isinstance(hit, str):
+        raise InputFileError(path, hit)
+    return hit
+
+
+def scan_file(path: str | Path) -> list[ImageRecord]:
+    """Header-only read of one file: one record per 2D image.
+
+    Raises:
+        InputFileError: not DICOM, unreadable, no image, or unusable geometry.
+    """
+    path = Path(path)
+    ds, fast = _read_header(path)
+    fields = _series_fields(ds, path)
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    n_frames = number_of_frames(ds)
+    if enhanced:
+        try:
+            planes = planes_from_dataset(ds)
+        except GeometryError as exc:
+            raise InputFileError(path, str(exc)) from None
+    else:
+        planes = [_classic_plane(ds, path)] * n_frames  # a classic multi-frame: one plane
+    base_tt = _raw_number(ds, "TriggerTime")
+    base_slope = _raw_number(ds, "RescaleSlope", 1.0)
+    base_intercept = _raw_number(ds, "RescaleIntercept", 0.0)
+    instance = int(_raw_number(ds, "InstanceNumber", 0))
+    records = []
+    for f, plane in enumerate(planes):
+        tt, slope, intercept = base_tt, base_slope, base_intercept
+        if enhanced:
+            tt = _number(_frame_item(ds, f, "CardiacSynchronizationSequence",
+                                     "NominalCardiacTriggerDelayTime"), tt)
+            slope = _number(_frame_item(ds, f, "PixelValueTransformationSequence",
+                                        "RescaleSlope"), slope)
+            intercept = _number(_frame_item(ds, f, "PixelValueTransformationSequence",
+                                            "RescaleIntercept"), intercept)
+        elif n_frames > 1 and tt is None:
+            tt = float(f)  # frames of a classic cine without timing: keep their order
+        records.append(ImageRecord(
+            path=str(path), frame=f, plane=plane, trigger_time=tt, instance_number=instance,
+            fast_pixels=fast, slope=slope if slope else 1.0, intercept=intercept or 0.0,
+            **fields))
+    return records
+
+
+def scan_files(paths: list[str]) -> tuple[list[ImageRecord], list[Skipped]]:
+    """Scan several files (one worker's chunk)."""
+    records: list[ImageRecord] = []
+    skipped: list[Skipped] = []
+    for p in paths:
+        try:
+            records.extend(scan_file(p))
+        except InputFileError as exc:
+            skipped.append(Skipped(exc.path, exc.reason))
+    return records, skipped
+
+
+def walk_files(paths: list[Path]) -> tuple[list[str], list[Skipped]]:
+    """Every regular file under the given files/folders (hidden files skipped)."""
+    files: list[str] = []
+    skipped: list[Skipped] = []
+    for p in paths:
+        if p.is_file():
+            files.append(str(p))
+            continue
+        n = len(files)
+        for root, dirs, names in os.walk(p):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            files.extend(os.path.join(root, f) for f in sorted(names) if not f.startswith("."))
+        if len(files) == n:
+            skipped.append(Skipped(str(p), "empty folder (no files)"))
+    return files, skipped
+
+
+def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = None,
+                   chunk: int = 256) -> tuple[list[SourceStudy], list[Skipped]]:
+    """Header scan of every file; one :class:`SourceStudy` per StudyInstanceUID."""
+    from tqdm import tqdm
+
+    files, skipped = walk_files(paths)
+    records: list[ImageRecord] = []
+    bar = tqdm(total=len(files), desc="headers", unit="file",
+               disable=None if progress is None else not progress)
+    chunks = [files[i:i + chunk] for i in range(0, len(files), chunk)]
+    if workers > 1 and len(chunks) > 1:
+        from planessl.ingest import _pool
+
+        with _pool(workers) as pool:
+            for (recs, skips), part in zip(pool.map(scan_files, chunks), chunks):
+                records.extend(recs)
+                skipped.extend(skips)
+                bar.update(len(part))
+    else:
+        for part in chunks:
+            recs, skips = scan_files(part)
+            records.extend(recs)
+            skipped.extend(skips)
+            bar.update(len(part))
+    bar.close()
+    by_study: dict[str, list[ImageRecord]] = {}
+    for r in records:
+        by_study.setdefault(r.study_uid, []).append(r)
+    sources = [SourceStudy(key=f"dicom:{uid}", format="dicom",
+                           files=sorted({Path(r.path) for r in recs}), payload=recs)
+               for uid, recs in sorted(by_study.items())]
+    return sources, skipped
+
+
+def read_record_pixels(records: list[ImageRecord], skipped: list[Skipped]
+                       ) -> list[tuple[ImageRecord, np.ndarray]]:
+    """Pixels ``(rows, cols)`` float32 of each record; unreadable ones are skipped."""
+    out: list[tuple[ImageRecord, np.ndarray]] = []
+    by_file: dict[str, list[ImageRecord]] = {}
+    for r in records:
+        by_file.setdefault(r.path, []).append(r)
+    for path, recs in by_file.items():
+        try:
+            frames = _read_file_pixels(path, recs[0])
+        except InputFileError as exc:
+            skipped.append(Skipped(exc.path, exc.reason))
+            continue
+        for r in recs:
+            if r.frame >= frames.shape[0]:
+                skipped.append(Skipped(path, f"frame {r.frame} missing from the pixel data"))
+                continue
+            img = frames[r.frame]
+            if r.slope != 1.0 or r.intercept != 0.0:
+                img = img * np.float32(r.slope) + np.float32(r.intercept)
+            out.append((r, img))
+    return out
+
+
+def _read_file_pixels(path: str, rec: ImageRecord) -> np.ndarray:
+    """All frames of a file, float32 ``(frames, rows, cols)``, before rescaling."""
+    rows, cols = rec.plane.shape
+    if rec.fast_pixels is not None:
+        offset, dtype, count = rec.fast_pixels
+        try:
+            arr = np.fromfile(path, dtype=np.dtype(dtype), count=count, offset=offset)
+        except OSError as exc:
+            raise InputFileError(path, f"cannot read pixel data ({describe_error(exc)})") from None
+        if arr.size != count:
+            raise InputFileError(path, "file is truncated (pixel data ends early)")
+        return arr.reshape(-1, rows, cols).astype(np.float32)
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        arr = pixel_frames(ds, path, rescale=False)  # records carry per-frame rescaling
+    except InputFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on broken files
+        raise InputFileError(path, f"cannot read pixel data ({describe_error(exc)})") from None
+    if arr.shape[1:] != (rows, cols):
+        raise InputFileError(path, f"pixel array {arr.shape[1:]} != Rows x Columns {(rows, cols)}")
+    return arr
+
+
+def load_dicom(source: SourceStudy, study_id: str,
+               skipped: list[Skipped] | None = None):
+    """Read one study's pixels and build its series (see :mod:`planessl.io.dicom_series`)."""
+    from planessl.io.dicom_series import build_study
+
+    skipped = [] if skipped is None else skipped
+    images = read_record_pixels(source.payload, skipped)
+    return build_study(images, study_id, skipped)

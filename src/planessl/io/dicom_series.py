@@ -1,0 +1,309 @@
+"""Stacks and cines from the 2D images of one DICOM study.
+
+Images are grouped by series, then split by frame of reference, orientation, image size and
+pixel spacing (a series that mixes them becomes several groups; a minority size or spacing
+within one orientation is skipped with its reason). Within a group, images at the same
+position are the frames of a cine, ordered by trigger time; distinct positions are slices.
+Single-slice groups of a SAX series (one series per slice, as in the Kaggle DSB layout or
+many scanner exports) are merged into one stack. Stacks are ordered base -> apex with
+:func:`planessl.geometry.stack_geometry`; views are named by :mod:`planessl.io.views`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from planessl.errors import GeometryError
+from planessl.geometry import CARDIAC_APEX_DIRECTION, Plane, plane_angle_deg, stack_geometry
+from planessl.io.dicom_scan import ImageRecord
+from planessl.io.sources import Skipped
+from planessl.io.views import (is_localizer_name, knee_view_from_geometry, lax_from_geometry,
+                               sax_from_geometry, view_from_name)
+from planessl.study import CARDIAC_VIEWS, KNEE_VIEWS, Series, Study
+
+Image = tuple[ImageRecord, np.ndarray]
+#: Orientation tolerance for images to share a group (degrees).
+ORIENTATION_TOLERANCE_DEG = 1.0
+#: Images whose origins are closer than this share a slice position (mm).
+POSITION_TOLERANCE_MM = 0.01
+#: Cine frames closer in trigger time than this are duplicates (ms).
+TRIGGER_TOLERANCE_MS = 1e-3
+
+
+@dataclass
+class _Stack:
+    series_number: int
+    text: str
+    frame_of_reference: str
+    localizer: bool
+    slices: list[list[Image]]          # per position, frames in time order
+    merged: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def planes(self) -> list[Plane]:
+        return [sl[0][0].plane for sl in self.slices]
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.slices[0])
+
+    def files(self) -> list[str]:
+        return sorted({r.path for sl in self.slices for r, _ in sl})
+
+
+def _name(path: str) -> str:
+    return Path(path).name
+
+
+def _same_orientation(a: Plane, b: Plane) -> bool:
+    cos = np.cos(np.radians(ORIENTATION_TOLERANCE_DEG))
+    return float(a.row_dir @ b.row_dir) > cos and float(a.col_dir @ b.col_dir) > cos
+
+
+def _same_grid(a: Plane, b: Plane) -> bool:
+    return a.shape == b.shape and np.allclose(a.spacing, b.spacing, rtol=1e-3, atol=1e-4)
+
+
+def _skip_group(images: list[Image], reason: str, skipped: list[Skipped]) -> None:
+    files = sorted({r.path for r, _ in images})
+    more = f" (and {len(files) - 1} more file(s) of the series)" if len(files) > 1 else ""
+    skipped.append(Skipped(files[0], reason + more))
+
+
+def _split_series(images: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
+    """Groups of one orientation and grid; minority sizes/spacings of an orientation skipped."""
+    by_orientation: list[list[Image]] = []
+    for im in images:
+        for g in by_orientation:
+            if (g[0][0].frame_of_reference == im[0].frame_of_reference
+                    and _same_orientation(g[0][0].plane, im[0].plane)):
+                g.append(im)
+                break
+        else:
+            by_orientation.append([im])
+    groups = []
+    for g in by_orientation:
+        grids: list[list[Image]] = []
+        for im in g:
+            for gg in grids:
+                if _same_grid(gg[0][0].plane, im[0].plane):
+                    gg.append(im)
+                    break
+            else:
+                grids.append([im])
+        grids.sort(key=len, reverse=True)
+        main = grids[0][0][0].plane
+        for other in grids[1:]:
+            p = other[0][0].plane
+            what = (f"image size {p.shape[0]}x{p.shape[1]} differs from the "
+                    f"{main.shape[0]}x{main.shape[1]}" if p.shape != main.shape else
+                    f"pixel spacing {p.spacing[0]:.4g}x{p.spacing[1]:.4g} mm differs from the "
+                    f"{main.spacing[0]:.4g}x{main.spacing[1]:.4g} mm")
+            for r, _ in other:
+                skipped.append(Skipped(r.path, f"{what} of the rest of its series (same "
+                                               f"orientation); image not cached"))
+        groups.append(grids[0])
+    return groups
+
+
+def _positions(group: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
+    """Images per slice position, frames ordered by trigger time; duplicates skipped."""
+    normal = group[0][0].plane.normal
+    by_pos: dict[tuple, list[Image]] = {}
+    for im in group:
+        key = tuple(np.round(np.asarray(im[0].plane.origin) / POSITION_TOLERANCE_MM).astype(np.int64))
+        by_pos.setdefault(key, []).append(im)
+    slices = []
+    for ims in by_pos.values():
+        ims.sort(key=lambda im: (im[0].trigger_time is None, im[0].trigger_time or 0.0,
+                                 im[0].instance_number, im[0].path, im[0].frame))
+        kept: list[Image] = [ims[0]]
+        for im in ims[1:]:
+            prev = kept[-1][0].trigger_time
+            tt = im[0].trigger_time
+            if tt is None or prev is None or abs(tt - prev) < TRIGGER_TOLERANCE_MS:
+                why = "no trigger time to order it as a cine frame" if tt is None or prev is None \
+                    else f"same trigger time {tt:g} ms"
+                skipped.append(Skipped(im[0].path, f"duplicate slice position: same position "
+                                                   f"as {_name(kept[0][0].path)} and {why}; "
+                                                   f"image not cached"))
+                continue
+            kept.append(im)
+        slices.append(kept)
+    slices.sort(key=lambda sl: float(normal @ sl[0][0].plane.origin))
+    counts = Counter(len(sl) for sl in slices)
+    n_frames = max(counts, key=lambda n: (counts[n], n))
+    out = []
+    for sl in slices:
+        if len(sl) != n_frames:
+            _skip_group(sl, f"{len(sl)} frame(s) at this slice position where the other "
+                            f"slices of the series have {n_frames}; slice not cached", skipped)
+            continue
+        out.append(sl)
+    return out
+
+
+def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Stack]:
+    """Merge parallel single-series stacks of one SAX acquisition into one stack."""
+    def candidate(s: _Stack) -> bool:
+        return not s.localizer and view_from_name(s.text)[0] in (None, "sax")
+
+    out: list[_Stack] = [s for s in stacks if not candidate(s)]
+    clusters: list[list[_Stack]] = []
+    for s in (s for s in stacks if candidate(s)):
+        for c in clusters:
+            ref = c[0]
+            if (ref.frame_of_reference == s.frame_of_reference and ref.n_frames == s.n_frames
+                    and _same_grid(ref.planes[0], s.planes[0])
+                    and plane_angle_deg(ref.planes[0], s.planes[0]) < ORIENTATION_TOLERANCE_DEG):
+                c.append(s)
+                break
+        else:
+            clusters.append([s])
+    for c in clusters:
+        named = any(view_from_name(s.text)[0] == "sax" for s in c)
+        n_slices = sum(len(s.slices) for s in c)
+        if len(c) == 1 or not (named or n_slices >= 3):
+            out.extend(c)
+            continue
+        c.sort(key=lambda s: s.series_number)
+        normal = c[0].planes[0].normal
+        by_pos: dict[int, tuple[_Stack, list[Image]]] = {}
+        for s in c:  # later series win a repeated position
+            for sl in s.slices:
+                key = int(round(float(normal @ sl[0][0].plane.origin) / 0.05))
+                near = [k for k in (key - 1, key, key + 1) if k in by_pos]
+                for k in near:
+                    old = by_pos.pop(k)[1]
+                    _skip_group(old, f"duplicate slice position: repeated by a later series "
+                                     f"({_name(sl[0][0].path)}); kept the later one", skipped)
+                by_pos[key] = (s, sl)
+        slices = [v[1] for _, v in sorted(by_pos.items())]
+        text = " ".join(s.text for s in c)
+        merged = _Stack(series_number=c[0].series_number, text=text,
+                        frame_of_reference=c[0].frame_of_reference, localizer=False,
+                        slices=slices, merged=len(c))
+        out.append(merged)
+    out.sort(key=lambda s: s.series_number)
+    return out
+
+
+def _main_frame_of_reference(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Stack]:
+    counts = Counter()
+    for s in stacks:
+        counts[s.frame_of_reference] += sum(len(sl) for sl in s.slices)
+    if len(counts) <= 1:
+        return stacks
+    main = counts.most_common(1)[0][0]
+    for s in stacks:
+        if s.frame_of_reference != main:
+            _skip_group([im for sl in s.slices for im in sl],
+                        "frame of reference differs from the rest of the study: its planes "
+                        "cannot be related to the other views; series not cached", skipped)
+    return [s for s in stacks if s.frame_of_reference == main]
+
+
+def _classify(stacks: list[_Stack], knee: bool) -> list[tuple[_Stack, str, str]]:
+    """(stack, view, reason) for each stack."""
+    result: dict[int, tuple[str, str]] = {}
+    for k, s in enumerate(stacks):
+        loc = "localizer; " if s.localizer or is_localizer_name(s.text) else ""
+        merged = f"merged from {s.merged} series; " if s.merged > 1 else ""
+        nv, word = view_from_name(s.text, knee=knee)
+        if knee:
+            if nv in KNEE_VIEWS:
+                result[k] = (nv, f"{loc}{merged}name says '{word}'")
+            else:
+                v, why = knee_view_from_geometry(s.planes[0])
+                result[k] = (v, f"{loc}{merged}knee study; {why}")
+            continue
+        if nv in CARDIAC_VIEWS:
+            result[k] = (nv, f"{loc}{merged}name says '{word}'")
+            continue
+        if len(s.slices) >= 3:
+            ok, why = sax_from_geometry(s.planes)
+            if ok:
+                result[k] = ("sax", f"{loc}{merged}by geometry: {why}")
+            else:
+                result[k] = ("other", f"{loc}{merged}{why}")
+    sax = [stacks[k] for k, (v, _) in result.items() if v == "sax"]
+    ref = max(sax, key=lambda s: len(s.slices)).planes if sax else None
+    for k, s in enumerate(stacks):
+        if k in result:
+            continue
+        loc = "localizer; " if s.localizer or is_localizer_name(s.text) else ""
+        nv, word = view_from_name(s.text)
+        named = f"name says '{word}' (chamber not named); " if nv == "lax" else ""
+        view, why = lax_from_geometry(s.planes[0], ref)
+        if view is None:
+            result[k] = ("other", f"{loc}{named}{len(s.slices)} slice(s), no view name; {why}")
+        else:
+            result[k] = (view, f"{loc}{named}{why}")
+    return [(s, *result[k]) for k, s in enumerate(stacks)]
+
+
+def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
+               skipped: list[Skipped]) -> Series:
+    planes = stack.planes
+    slices = stack.slices
+    if len(planes) > 1:
+        toward = None if knee or view not in CARDIAC_VIEWS else CARDIAC_APEX_DIRECTION
+        try:
+            geo = stack_geometry(planes, toward=toward)
+        except GeometryError as exc:  # cannot happen for grouped planes; kept for safety
+            raise GeometryError(f"{_name(slices[0][0][0].path)}: {exc}") from None
+        slices = [slices[k] for k in geo.order]
+        planes = [planes[k] for k in geo.order]
+        reason += "; slices ordered " + ("base -> apex" if toward is not None else
+                                          "along the stack normal")
+        reason += f", {geo.spacing:.2f} mm apart" if geo.spacing else ""
+        if geo.problems:
+            reason += "; irregular stack: " + "; ".join(geo.problems)
+            skipped.append(Skipped(slices[0][0][0].path, f"{view} stack is irregular ("
+                                   f"{'; '.join(geo.problems)}); cached as is", cached=True))
+    elif view == "sax":
+        reason += "; one slice: no slice-location target"
+        skipped.append(Skipped(slices[0][0][0].path, "one-slice SAX 'stack': cached, but it has "
+                               "no slice-location target", cached=True))
+    pixels = np.stack([np.stack([img for _, img in sl]) for sl in slices]).astype(np.float32)
+    times = [[r.trigger_time for r, _ in sl] for sl in slices]
+    frame_times = None
+    if all(t is not None for row in times for t in row):
+        frame_times = [float(x) for x in np.median(np.asarray(times, dtype=float), axis=0)]
+    ed = None
+    if frame_times is not None and stack.n_frames > 1:
+        ed = 0
+        reason += "; cine ordered by trigger time, ED = first frame after the R wave"
+    return Series(name=name, view=view, planes=planes, pixels=pixels, frame_times=frame_times,
+                  ed_frame=ed, es_frame=None, spacing_known=True, view_reason=reason)
+
+
+def build_study(images: list[Image], study_id: str, skipped: list[Skipped]) -> Study:
+    """The :class:`Study` of one DICOM study's images (unusable images go to ``skipped``)."""
+    knee = any(r.knee for r, _ in images)
+    by_series: dict[str, list[Image]] = {}
+    for im in images:
+        by_series.setdefault(im[0].series_uid, []).append(im)
+    stacks: list[_Stack] = []
+    for ims in by_series.values():
+        r0 = ims[0][0]
+        for group in _split_series(ims, skipped):
+            slices = _positions(group, skipped)
+            if slices:
+                stacks.append(_Stack(series_number=r0.series_number, text=r0.text,
+                                     frame_of_reference=group[0][0].frame_of_reference,
+                                     localizer=r0.localizer, slices=slices))
+    stacks = _main_frame_of_reference(stacks, skipped)
+    stacks = _merge_sax_series(stacks, skipped)
+    series: list[Series] = []
+    used: Counter = Counter()
+    for stack, view, reason in _classify(stacks, knee):
+        used[view] += 1
+        name = view if used[view] == 1 else f"{view}_{used[view]}"
+        series.append(_to_series(stack, name, view, reason, knee, skipped))
+    return Study(id=study_id, series=series, group="knee" if knee else "cardiac")
