@@ -234,3 +234,56 @@ def test_phantom_dicom_matches_phantom_study(tmp_path):
             np.testing.assert_allclose(a.normal, b.normal, atol=1e-5)
     rel = stack_geometry(got.views("sax")[0].planes).relative
     np.testing.assert_allclose(rel, np.sort(rel))
+
+
+def _phantom_with_reversed_files(tmp_path):
+    """A phantom DICOM study whose SAX series numbers and frame instance numbers run
+    backwards (so labels must follow the base -> apex and trigger-time ordering)."""
+    from planessl.phantom import make_study
+    from planessl.phantom.writers import write_subject
+
+    study = make_study(0, 0, frames=3)
+    write_subject(study, tmp_path / "src", "dicom")
+    for f in (tmp_path / "src").rglob("IM-*.dcm"):  # reverse instance numbers per series
+        ds = pydicom.dcmread(f)
+        ds.InstanceNumber = 10 - int(ds.InstanceNumber)
+        ds.save_as(f)
+    for npz in (tmp_path / "src").rglob("labels.npz"):
+        z = dict(np.load(npz))
+        z["instance_numbers"] = 10 - z["instance_numbers"]
+        np.savez(npz, **z)
+    return study
+
+
+def test_phantom_dicom_labels_follow_slice_and_frame_order(tmp_path):
+    study = _phantom_with_reversed_files(tmp_path)
+    out = tmp_path / "cache"
+    report = ingest([tmp_path / "src"], out, progress=False)
+    assert not any("labels.npz" in s.path for s in report.skipped + report.warnings)
+    assert report.cached[0]["labels"] is True
+    got = Cache(out).load(Cache(out).ids[0])
+    for ref in study.series:
+        (s,) = got.views(ref.view)
+        assert s.labels is not None and s.labelled_frames == list(ref.labelled_frames)
+        np.testing.assert_array_equal(s.labels, ref.labels)
+
+
+def test_bad_label_sidecar_warns_and_caches_without_its_labels(tmp_path):
+    study = _phantom_with_reversed_files(tmp_path)
+    bad = next((tmp_path / "src").rglob("2ch_*")) / "labels.npz"
+    z = dict(np.load(bad))
+    z["labels"][0, 0, 0] = 9
+    np.savez(bad, **z)
+    short = next((tmp_path / "src").rglob("4ch_*")) / "labels.npz"
+    z = dict(np.load(short))
+    z["labels"] = z["labels"][:, :-1]
+    np.savez(short, **z)
+    report = ingest([tmp_path / "src"], tmp_path / "cache", progress=False)
+    warned = {Path(w.path).parent.name.split("_")[0]: w.reason for w in report.warnings
+              if w.path.endswith("labels.npz")}
+    assert set(warned) == {"2ch", "4ch"}
+    assert "label values [9]" in warned["2ch"] and "without these labels" in warned["2ch"]
+    assert "label maps are" in warned["4ch"]
+    got = Cache(tmp_path / "cache").load(Cache(tmp_path / "cache").ids[0])
+    assert got.views("2ch")[0].labels is None and got.views("4ch")[0].labels is None
+    np.testing.assert_array_equal(got.views("sax")[0].labels, study.views("sax")[0].labels)

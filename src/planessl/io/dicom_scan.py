@@ -312,7 +312,11 @@ def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = 
     """Header scan of every file; one :class:`SourceStudy` per StudyInstanceUID."""
     from tqdm import tqdm
 
+    from planessl.io.dicom_labels import is_sidecar
+
     files, skipped = walk_files(paths)
+    sidecars = [f for f in files if is_sidecar(f)]
+    files = [f for f in files if not is_sidecar(f)]
     records: list[ImageRecord] = []
     bar = tqdm(total=len(files), desc="headers", unit="file",
                disable=None if progress is None else not progress)
@@ -335,9 +339,18 @@ def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = 
     by_study: dict[str, list[ImageRecord]] = {}
     for r in records:
         by_study.setdefault(r.study_uid, []).append(r)
-    sources = [SourceStudy(key=f"dicom:{uid}", format="dicom",
-                           files=sorted({Path(r.path) for r in recs}), payload=recs)
-               for uid, recs in sorted(by_study.items())]
+    sources = []
+    claimed: set[str] = set()
+    for uid, recs in sorted(by_study.items()):
+        folders = {os.path.dirname(r.path) for r in recs}
+        labels = [f for f in sidecars if os.path.dirname(f) in folders]
+        claimed.update(labels)
+        sources.append(SourceStudy(key=f"dicom:{uid}", format="dicom",
+                                   files=sorted({Path(r.path) for r in recs} |
+                                                {Path(f) for f in labels}),
+                                   payload={"records": recs, "labels": labels}))
+    skipped.extend(Skipped(f, "label sidecar beside no usable DICOM image")
+                   for f in sidecars if f not in claimed)
     return sources, skipped
 
 
@@ -392,8 +405,11 @@ def _read_file_pixels(path: str, rec: ImageRecord) -> np.ndarray:
 def load_dicom(source: SourceStudy, study_id: str,
                skipped: list[Skipped] | None = None):
     """Read one study's pixels and build its series (see :mod:`planessl.io.dicom_series`)."""
+    from planessl.io.dicom_labels import sidecar_label_maps
     from planessl.io.dicom_series import build_study
 
     skipped = [] if skipped is None else skipped
-    images = read_record_pixels(source.payload, skipped)
-    return build_study(images, study_id, skipped)
+    records = source.payload["records"]
+    labels = sidecar_label_maps(source.payload["labels"], records, skipped)
+    images = read_record_pixels(records, skipped)
+    return build_study(images, study_id, skipped, labels=labels)

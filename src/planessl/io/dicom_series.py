@@ -247,8 +247,30 @@ def _classify(stacks: list[_Stack], knee: bool) -> list[tuple[_Stack, str, str]]
     return [(s, *result[k]) for k, s in enumerate(stacks)]
 
 
+def _series_labels(slices: list[list[Image]], labels, skipped: list[Skipped]
+                   ) -> tuple[np.ndarray | None, list[int]]:
+    """``(S, F, H, W)`` label maps of ordered slices and the frames labelled on every slice
+    (``(None, [])`` when no image of the stack has a label map)."""
+    found = [[labels.get((r.path, r.frame)) for r, _ in sl] for sl in slices]
+    if not any(x is not None for row in found for x in row):
+        return None, []
+    rows, cols = slices[0][0][0].plane.shape
+    out = np.zeros((len(slices), len(slices[0]), rows, cols), np.uint8)
+    valid = np.zeros(out.shape[:2], bool)
+    for k, row in enumerate(found):
+        for f, x in enumerate(row):
+            if x is not None:
+                out[k, f], valid[k, f] = x
+    frames = [int(f) for f in np.nonzero(valid.all(axis=0))[0]]
+    if not frames:
+        skipped.append(Skipped(slices[0][0][0].path, "label maps cover only some slices of "
+                               "each frame; series cached without labels", cached=True))
+        return None, []
+    return out, frames
+
+
 def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
-               skipped: list[Skipped]) -> Series:
+               skipped: list[Skipped], labels=None) -> Series:
     planes = stack.planes
     slices = stack.slices
     if len(planes) > 1:
@@ -279,12 +301,19 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
     if frame_times is not None and stack.n_frames > 1:
         ed = 0
         reason += "; cine ordered by trigger time, ED = first frame after the R wave"
+    label_maps, labelled = _series_labels(slices, labels or {}, skipped)
     return Series(name=name, view=view, planes=planes, pixels=pixels, frame_times=frame_times,
-                  ed_frame=ed, es_frame=None, spacing_known=True, view_reason=reason)
+                  ed_frame=ed, es_frame=None, spacing_known=True, view_reason=reason,
+                  labels=label_maps, labelled_frames=labelled)
 
 
-def build_study(images: list[Image], study_id: str, skipped: list[Skipped]) -> Study:
-    """The :class:`Study` of one DICOM study's images (unusable images go to ``skipped``)."""
+def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
+                labels: dict | None = None) -> Study:
+    """The :class:`Study` of one DICOM study's images (unusable images go to ``skipped``).
+
+    ``labels`` maps ``(image path, frame in file)`` to ``(label map (H, W), valid)``
+    (see :func:`planessl.io.dicom_labels.sidecar_label_maps`).
+    """
     knee = any(r.knee for r, _ in images)
     by_series: dict[str, list[Image]] = {}
     for im in images:
@@ -305,5 +334,5 @@ def build_study(images: list[Image], study_id: str, skipped: list[Skipped]) -> S
     for stack, view, reason in _classify(stacks, knee):
         used[view] += 1
         name = view if used[view] == 1 else f"{view}_{used[view]}"
-        series.append(_to_series(stack, name, view, reason, knee, skipped))
+        series.append(_to_series(stack, name, view, reason, knee, skipped, labels))
     return Study(id=study_id, series=series, group="knee" if knee else "cardiac")
