@@ -1,5 +1,6 @@
 """DICOM ingest: DSB layout, views, stacks and cines, enhanced MR, bad input, PHI, resume."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -287,3 +288,25 @@ def test_bad_label_sidecar_warns_and_caches_without_its_labels(tmp_path):
     got = Cache(tmp_path / "cache").load(Cache(tmp_path / "cache").ids[0])
     assert got.views("2ch")[0].labels is None and got.views("4ch")[0].labels is None
     np.testing.assert_array_equal(got.views("sax")[0].labels, study.views("sax")[0].labels)
+
+
+def test_fast_header_scan_matches_pydicom_scan(tmp_path):
+    from planessl.io import dicom_scan
+    from planessl.io.dicom_fast import read_fast_header
+
+    write_cardiac_study(tmp_path / "a", "1.2.9.77", n_slices=3, n_frames=4)
+    files = sorted(str(f) for f in (tmp_path / "a").rglob("IM-*"))
+    assert all(read_fast_header(f, dicom_scan._WANTED) is not None for f in files)
+    for f in files:
+        (fast,), (slow,) = dicom_scan.scan_file(f), dicom_scan.scan_file_pydicom(Path(f))
+        for attr in ("origin", "row_dir", "col_dir", "spacing", "shape", "thickness"):
+            np.testing.assert_array_equal(getattr(fast.plane, attr), getattr(slow.plane, attr))
+        assert dataclasses.replace(fast, plane=None) == dataclasses.replace(slow, plane=None)
+    # Implicit VR little endian is not for the walker: pydicom reads it, same records.
+    ds = pydicom.dcmread(files[1])
+    implicit = tmp_path / "implicit.dcm"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.save_as(implicit, enforce_file_format=True)
+    assert read_fast_header(str(implicit), dicom_scan._WANTED) is None
+    (rec,) = dicom_scan.scan_file(implicit)
+    assert rec.instance_number == int(ds.InstanceNumber) and rec.fast_pixels is not None

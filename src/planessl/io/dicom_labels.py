@@ -63,7 +63,10 @@ def read_sidecar(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if instances.shape != (labels.shape[0],) or not np.issubdtype(instances.dtype, np.integer):
         raise InputFileError(path, f"label sidecar 'instance_numbers' has shape "
                                    f"{instances.shape}, ({labels.shape[0]},) integers expected")
-    bad = sorted({int(v) for v in np.unique(labels)} - SIDECAR_LABELS)
+    # min/max first: np.unique sorts every pixel and costs more than the rest of the load
+    lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+    bad = [] if lo >= min(SIDECAR_LABELS) and hi <= max(SIDECAR_LABELS) else \
+        sorted({int(v) for v in np.unique(labels)} - SIDECAR_LABELS)
     if bad:
         raise InputFileError(path, f"label values {bad} outside the expected set "
                                    f"{sorted(SIDECAR_LABELS)}")
@@ -76,7 +79,7 @@ def read_sidecar(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                        f"0..{labels.shape[0] - 1}")
         valid[:] = False
         valid[frames] = True
-    return labels.astype(np.uint8), instances.astype(np.int64), valid
+    return labels.astype(np.uint8, copy=False), instances.astype(np.int64), valid
 
 
 def sidecar_label_maps(sidecars: list[str], records: list, skipped: list[Skipped]) -> LabelMap:

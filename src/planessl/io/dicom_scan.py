@@ -16,16 +16,18 @@ descriptions are used only to recognise views.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from planessl.errors import GeometryError, InputFileError
 from planessl.geometry import Plane
+from planessl.io.dicom_fast import read_fast_header
 from planessl.io.dicom import _frame_item, number_of_frames, pixel_frames, planes_from_dataset
 from planessl.io.sources import Skipped, SourceStudy, describe_error
 
@@ -237,13 +239,78 @@ def _classic_plane(ds: Dataset, path: Path) -> Plane:
     return hit
 
 
+#: Per-file values (parsed from their bytes on every file); every other value the scan uses
+#: is part of the key of :data:`_TEMPLATE_CACHE`.
+_PER_FILE = {"TriggerTime": "trigger_time", "InstanceNumber": "instance_number",
+             "RescaleSlope": "slope", "RescaleIntercept": "intercept"}
+_KEY_TAGS = sorted(tag_for_keyword(k) for k in SCAN_TAGS if k not in _PER_FILE)
+_PER_FILE_TAGS = {tag_for_keyword(k): k for k in _PER_FILE}
+_TT, _IN, _RS, _RI = (tag_for_keyword(k) for k in _PER_FILE)
+_WANTED = frozenset(_KEY_TAGS) | frozenset(_PER_FILE_TAGS)
+#: Records of the first file of each combination of shared header values (see scan_file).
+_TEMPLATE_CACHE: dict[tuple, list[ImageRecord]] = {}
+
+
+def _ascii_number(raw: bytes | None, default=None):
+    """A single DS/IS value from its ASCII bytes (``default`` when absent or empty)."""
+    if raw is None:
+        return default
+    raw = raw.strip(b" \x00")
+    return float(raw) if raw else default
+
+
+def _scan_fast(path: str) -> list[ImageRecord] | None:
+    """Records of a file via :mod:`planessl.io.dicom_fast`, or ``None`` to use pydicom.
+
+    Files that share every scanned value except the per-file ones (the frames of one cine
+    slice) share one template: the first such file is scanned with pydicom, the others only
+    get their own trigger time, instance number, rescaling and pixel offset.
+    """
+    head = read_fast_header(path, _WANTED)
+    if head is None:
+        return None
+    v = head.values
+    key = (os.path.dirname(path), *(v.get(t) for t in _KEY_TAGS))
+    template = _TEMPLATE_CACHE.get(key)
+    if template is None:
+        template = scan_file_pydicom(Path(path))
+        if len(_TEMPLATE_CACHE) > _CACHE_LIMIT:
+            _TEMPLATE_CACHE.clear()
+        _TEMPLATE_CACHE[key] = template
+        return template
+    try:
+        tt = _ascii_number(v.get(_TT))
+        instance = int(_ascii_number(v.get(_IN), 0))
+        slope = _ascii_number(v.get(_RS), 1.0) or 1.0
+        intercept = _ascii_number(v.get(_RI), 0.0) or 0.0
+    except ValueError:
+        return None
+    fast = template[0].fast_pixels
+    if fast is not None:
+        _, dtype, count = fast
+        nbytes = count * np.dtype(dtype).itemsize
+        if head.pixel_vr not in (b"OB", b"OW") or head.pixel_length < nbytes \
+                or head.file_size < head.pixel_offset + nbytes:
+            return None  # let pydicom name the problem
+        fast = (head.pixel_offset, dtype, count)
+    n = len(template)
+    return [replace(r, path=path, fast_pixels=fast, instance_number=instance,
+                    trigger_time=float(r.frame) if tt is None and n > 1 else tt,
+                    slope=slope, intercept=intercept) for r in template]
+
+
 def scan_file(path: str | Path) -> list[ImageRecord]:
     """Header-only read of one file: one record per 2D image.
 
     Raises:
         InputFileError: not DICOM, unreadable, no image, or unusable geometry.
     """
-    path = Path(path)
+    records = _scan_fast(str(path))
+    return scan_file_pydicom(Path(path)) if records is None else records
+
+
+def scan_file_pydicom(path: Path) -> list[ImageRecord]:
+    """:func:`scan_file` with pydicom (any file pydicom reads)."""
     ds, fast = _read_header(path)
     fields = _series_fields(ds, path)
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
@@ -356,7 +423,8 @@ def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = 
 
 def read_record_pixels(records: list[ImageRecord], skipped: list[Skipped]
                        ) -> list[tuple[ImageRecord, np.ndarray]]:
-    """Pixels ``(rows, cols)`` float32 of each record; unreadable ones are skipped."""
+    """Pixels ``(rows, cols)`` of each record (rescaled float32, or the stored integers when
+    there is no rescaling); unreadable ones are skipped."""
     out: list[tuple[ImageRecord, np.ndarray]] = []
     by_file: dict[str, list[ImageRecord]] = {}
     for r in records:
@@ -379,7 +447,8 @@ def read_record_pixels(records: list[ImageRecord], skipped: list[Skipped]
 
 
 def _read_file_pixels(path: str, rec: ImageRecord) -> np.ndarray:
-    """All frames of a file, float32 ``(frames, rows, cols)``, before rescaling."""
+    """All frames of a file ``(frames, rows, cols)`` (stored integers or float32), before
+    rescaling."""
     rows, cols = rec.plane.shape
     if rec.fast_pixels is not None:
         offset, dtype, count = rec.fast_pixels
@@ -389,7 +458,7 @@ def _read_file_pixels(path: str, rec: ImageRecord) -> np.ndarray:
             raise InputFileError(path, f"cannot read pixel data ({describe_error(exc)})") from None
         if arr.size != count:
             raise InputFileError(path, "file is truncated (pixel data ends early)")
-        return arr.reshape(-1, rows, cols).astype(np.float32)
+        return arr.reshape(-1, rows, cols)  # converted to float32 once, into the series
     try:
         ds = pydicom.dcmread(path, force=True)
         arr = pixel_frames(ds, path, rescale=False)  # records carry per-frame rescaling

@@ -60,13 +60,20 @@ def _name(path: str) -> str:
     return Path(path).name
 
 
+_COS_TOLERANCE = float(np.cos(np.radians(ORIENTATION_TOLERANCE_DEG)))
+
+
 def _same_orientation(a: Plane, b: Plane) -> bool:
-    cos = np.cos(np.radians(ORIENTATION_TOLERANCE_DEG))
-    return float(a.row_dir @ b.row_dir) > cos and float(a.col_dir @ b.col_dir) > cos
+    if a is b:  # frames of one slice share their Plane object (scan caches)
+        return True
+    return float(a.row_dir @ b.row_dir) > _COS_TOLERANCE and \
+        float(a.col_dir @ b.col_dir) > _COS_TOLERANCE
 
 
 def _same_grid(a: Plane, b: Plane) -> bool:
-    return a.shape == b.shape and np.allclose(a.spacing, b.spacing, rtol=1e-3, atol=1e-4)
+    # np.allclose's rule (|a - b| <= atol + rtol |b|) in plain Python: called once per image
+    return a is b or (a.shape == b.shape and all(
+        abs(x - y) <= 1e-4 + 1e-3 * abs(y) for x, y in zip(a.spacing, b.spacing)))
 
 
 def _skip_group(images: list[Image], reason: str, skipped: list[Skipped]) -> None:
@@ -292,7 +299,11 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
         reason += "; one slice: no slice-location target"
         skipped.append(Skipped(slices[0][0][0].path, "one-slice SAX 'stack': cached, but it has "
                                "no slice-location target", cached=True))
-    pixels = np.stack([np.stack([img for _, img in sl]) for sl in slices]).astype(np.float32)
+    rows, cols = slices[0][0][0].plane.shape
+    pixels = np.empty((len(slices), len(slices[0]), rows, cols), np.float32)
+    for k, sl in enumerate(slices):
+        for f, (_, img) in enumerate(sl):
+            pixels[k, f] = img
     times = [[r.trigger_time for r, _ in sl] for sl in slices]
     frame_times = None
     if all(t is not None for row in times for t in row):

@@ -32,7 +32,16 @@ def opaque_id(key: str, salt: str | None = None) -> str:
 def source_hash(files: Iterable[str | Path]) -> str:
     """Hash over the files' paths, sizes and modification times (changes when any does)."""
     h = hashlib.sha256()
-    for f in sorted(str(Path(p).resolve()) for p in files):
+    real_dirs: dict[str, str] = {}  # one realpath per folder, not per file (it dominated)
+
+    def resolved(p) -> str:
+        d, name = os.path.split(os.path.abspath(p))
+        if d not in real_dirs:
+            real_dirs[d] = os.path.realpath(d)
+        full = os.path.join(real_dirs[d], name)
+        return os.path.realpath(full) if os.path.islink(full) else full
+
+    for f in sorted(resolved(p) for p in files):
         try:
             st = os.stat(f)
             h.update(f"{f}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
