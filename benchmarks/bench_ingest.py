@@ -77,8 +77,12 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=26, help="phantom studies (~390 files each)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true",
+                    help="use the phantom files already under --data/dsb (no generation)")
     args = ap.parse_args()
-    dsb = generate(args.data, args.subjects, args.workers)
+    dsb = args.data / "dsb" if args.reuse and (args.data / "dsb").is_dir() else \
+        generate(args.data, args.subjects, args.workers)
+    load_before = os.getloadavg()
     subjects = sorted(p for p in dsb.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = sorted(dsb.rglob("*.dcm"))
     print(f"{len(files)} DICOM files in {len(subjects)} studies", flush=True)
@@ -107,6 +111,7 @@ def main() -> None:
                     "peak_rss_mb_main": round(r["self_mb"], 1),
                     "peak_rss_mb_worker": round(r["children_mb"], 1)})
         print(mem[-1], flush=True)
+    load_after = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "ingest.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -122,6 +127,10 @@ def main() -> None:
           f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"pydicom {pydicom.__version__}. Command: `PYTHONPATH=src python "
           f"benchmarks/bench_ingest.py --subjects {args.subjects} --workers {args.workers}`.",
+          "", "Load average (1, 5, 15 min) before the timings: "
+          + ", ".join(f"{x:.2f}" for x in load_before) + "; after: "
+          + ", ".join(f"{x:.2f}" for x in load_after) + " (the machine is shared with other "
+          "jobs: a load above the CPU count means no idle core for the workers).",
           "", "| what | files | studies | s | files/s | x naive dcmread | peak RSS main MB | peak RSS worker MB |",
           "|---|---|---|---|---|---|---|---|"]
     md += [f"| {r['what']} | {r['files']} | {r['studies']} | {r['seconds']} | {r['files_per_s']} | "
