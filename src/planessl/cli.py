@@ -20,6 +20,7 @@ from planessl.errors import PlaneSSLError
 #: Command modules under planessl.commands, in the order shown by --help.
 COMMAND_MODULES = (
     "lines",
+    "phantom",
     "pretrain",
 )
 
