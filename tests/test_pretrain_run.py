@@ -97,3 +97,12 @@ def test_cli_trains_slices_and_refuses_to_overwrite(cache, tmp_path, capsys):
     assert "max_steps: 3" in (out / "config.yaml").read_text()
     assert cli("--data", cache.path, "--task", "slices", "--out", out, *TINY) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_cli_generates_phantom_data_and_trains_lines(tmp_path):
+    out = tmp_path / "run"
+    assert cli("--data", "phantom:2", "--task", "lines", "--out", out, "--max-steps", 1,
+               *TINY) == 0
+    assert len(list((out / "cache/studies").iterdir())) == 2
+    w = load_weights(out / "weights.safetensors")
+    assert w["heads.lines.conv.weight"].shape[0] == 2  # 2CH and 4CH channels

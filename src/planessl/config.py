@@ -129,6 +129,7 @@ class TrainerConfig:
     Attributes:
         max_epochs: epochs to train (ignored when ``max_steps`` > 0 stops earlier).
         max_steps: optimiser steps to train, -1 for no limit.
+        max_time: wall-clock limit ``DD:HH:MM:SS`` (e.g. ``00:00:10:00``), or none.
         accelerator: ``auto`` (chosen at run time), ``cpu``, ``gpu``...
         devices: number of devices (processes) per node, or ``auto``.
         num_nodes: machines.
@@ -143,6 +144,7 @@ class TrainerConfig:
 
     max_epochs: int = 500
     max_steps: int = -1
+    max_time: str | None = None
     accelerator: str = "auto"
     devices: str = "auto"
     num_nodes: int = 1

@@ -77,6 +77,7 @@ def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "va
     return pl.Trainer(
         accelerator=cfg.accelerator, devices=devices, num_nodes=cfg.num_nodes, strategy=strategy,
         precision=cfg.precision, max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
+        max_time=cfg.max_time,
         deterministic="warn" if cfg.deterministic else False,
         log_every_n_steps=cfg.log_every_n_steps, check_val_every_n_epoch=cfg.val_every_n_epochs,
         callbacks=all_callbacks, logger=loggers, default_root_dir=out_dir,
