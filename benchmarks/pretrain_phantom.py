@@ -189,8 +189,8 @@ def main() -> None:
             md.append(f"| line fit failed | {name} | {r['fit_failed']} | | | | |")
     md.append(f"| slice-location MAE | | {slice_mae:.3f} | | | {slice_chance:.3f} (training mean) | {len(st)} |")
     md += ["", "![held-out heatmaps](../../docs/pretrain_phantom.png)", "",
-           "Figure: input, then per channel the target (green dashed: line fitted to the "
-           "target) and the prediction (red: line fitted to the prediction)."]
+           "Figure: input, then per channel the target and the predicted heatmap (cyan dashed: "
+           "line fitted to the target; red: line fitted to the prediction)."]
     (results / "pretrain_phantom.md").write_text("\n".join(md) + "\n")
     (ROOT / "docs").mkdir(exist_ok=True)
     save_heatmap_preview(ROOT / "docs" / "pretrain_phantom.png", res["preview"],

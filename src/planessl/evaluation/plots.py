@@ -27,7 +27,8 @@ def _draw_line(ax, abc, shape, colour: str, style: str = "-") -> None:
 def save_heatmap_preview(path: str | Path, preview: dict[str, np.ndarray],
                          channels: Sequence[str], dpi: int = 80) -> None:
     """Rows: images; columns: the input, then target and predicted heatmap per channel,
-    with the line extracted from each (green: from the target, red: from the prediction).
+    with the lines extracted from them (cyan dashed: from the target, on both panels;
+    red: from the prediction, on the predicted panel).
 
     ``preview`` holds ``image`` (N, 1, H, W), ``lines`` and ``pred`` (N, C, H, W),
     ``line_mask`` (N, C), ``spacing`` (N, 2)."""
@@ -58,8 +59,8 @@ def save_heatmap_preview(path: str | Path, preview: dict[str, np.ndarray],
                 fit_t = fit_line(preview["lines"][r, k], sp)
                 fit_p = fit_line(preview["pred"][r, k], sp)
                 if fit_t is not None:
-                    _draw_line(ax, fit_t, shape, "lime", "--")
-                if fit_p is not None:
+                    _draw_line(ax, fit_t, shape, "cyan", "--")
+                if fit_p is not None and key == "pred":
                     _draw_line(ax, fit_p, shape, "red")
                 ax.set_xlim(-0.5, shape[1] - 0.5)
                 ax.set_ylim(shape[0] - 0.5, -0.5)
