@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "summary",
     "check",
     "lines",
+    "pretrain",
 )
 
 

@@ -1,0 +1,58 @@
+"""Two-process DDP on gloo (CPU), launched the way torchrun launches it: both ranks end
+with the same parameters although each saw different images."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from planessl.cache import Cache, write_cache
+from planessl.config import PretrainConfig, load_config
+from planessl.pretraining import run_pretraining
+
+from synthetic_studies import make_synthetic_study
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(rank: int, cache_dir: str, out: str, port: int) -> None:
+    # The variables torchrun sets; Lightning detects them and joins the process group.
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
+                      RANK=str(rank), LOCAL_RANK=str(rank), GROUP_RANK="0", NODE_RANK="0",
+                      LOCAL_WORLD_SIZE="2", TORCHELASTIC_RUN_ID="test")
+    torch.set_num_threads(1)
+    seen = []
+
+    import pytorch_lightning as pl
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append(batch["image"].sum().item())
+
+    cfg = load_config(PretrainConfig, overrides=[
+        "model.preset=tiny", "data.batch_size=2", "trainer.progress_bar=false",
+        "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=3",
+        "trainer.max_epochs=-1", "data.val_fraction=0.25"])
+    module = run_pretraining(cfg, Cache(cache_dir), out, callbacks=[Record()])
+    torch.save({"params": {k: v.detach().clone() for k, v in module.state_dict().items()},
+                "seen": seen}, os.path.join(out, f"rank{rank}.pt"))
+
+
+def test_two_process_ddp_keeps_ranks_identical(tmp_path):
+    cache = write_cache(tmp_path / "c", [make_synthetic_study(k) for k in range(8)])
+    out = tmp_path / "run"
+    mp.spawn(_rank, args=(str(cache.path), str(out), _free_port()), nprocs=2, join=True)
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
+    assert len(r0["seen"]) == len(r1["seen"]) == 3
+    assert r0["seen"] != r1["seen"]  # each rank trained on its own shard
+    assert r0["params"].keys() == r1["params"].keys()
+    for k in r0["params"]:
+        assert torch.equal(r0["params"][k], r1["params"][k]), k
+    assert (out / "weights.safetensors").is_file() and (out / "config.yaml").is_file()
