@@ -1,0 +1,1 @@
+"""Metrics, the few-label protocol, tables and plots."""
