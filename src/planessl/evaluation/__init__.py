@@ -1,1 +1,1 @@
-"""Metrics, the few-label protocol, tables and plots."""
+"""Metrics, plots and evaluation protocols."""

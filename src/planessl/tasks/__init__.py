@@ -1,0 +1,1 @@
+"""Training tasks: pretext tasks (lines, slices, multitask) as LightningModules."""
