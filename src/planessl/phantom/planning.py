@@ -1,0 +1,114 @@
+"""Scanner-like planning of the cardiac views on the phantom's end-diastolic anatomy.
+
+As an operator does: the SAX stack is perpendicular to the LV long axis and runs from the
+mitral plane to beyond the apex; the 2CH, 3CH (LVOT) and 4CH views contain the long axis
+and pass through the LV and, respectively, the anterior/inferior walls, the aortic root and
+the RV. Each view has its own field of view, matrix and pixel spacing, and small planning
+errors (degrees, mm). Display orientation follows the usual conventions: SAX with anterior
+up and the patient's left on the image right; long-axis views with the apex up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planessl.geometry import Plane
+from planessl.phantom.anatomy import Anatomy, rotation
+
+
+@dataclass(frozen=True)
+class PlanningSettings:
+    """Ranges the planner draws from (mm, degrees, pixels)."""
+
+    spacing: tuple[float, float] = (1.2, 2.0)       # in-plane pixel spacing, mm
+    matrix: int | None = None                         # fixed square matrix, or None: from FOV
+    fov: tuple[float, float] = (300.0, 380.0)         # read-out field of view, mm
+    phase_fov: tuple[float, float] = (0.75, 0.9)      # phase / read-out FOV ratio
+    sax_gap: tuple[float, float] = (8.0, 10.0)        # slice spacing of the SAX stack, mm
+    sax_thickness: tuple[float, float] = (6.0, 8.0)
+    lax_thickness: tuple[float, float] = (6.0, 8.0)
+    sax_slices: tuple[int, int] = (8, 14)
+    angle_error_deg: float = 2.0                      # sd of the plane tilt error
+    offset_error_mm: float = 1.5                      # sd of the plane shift error
+    fov_offset_mm: float = 12.0                       # sd of the FOV centre offset
+
+
+def _perpendicular(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    r = rng.normal(size=3)
+    r -= (r @ v) * v
+    return r / np.linalg.norm(r)
+
+
+def _tilt(v: np.ndarray, rng: np.random.Generator, sd_deg: float) -> np.ndarray:
+    """``v`` turned by a random small angle (sd ``sd_deg``) about a random perpendicular."""
+    axis = _perpendicular(v, rng)
+    return rotation(axis, np.deg2rad(rng.normal(0, sd_deg))) @ v
+
+
+def _matrix(rng: np.random.Generator, st: PlanningSettings) -> tuple[tuple[int, int], float]:
+    spacing = float(np.round(rng.uniform(*st.spacing), 4))
+    if st.matrix is not None:
+        return (st.matrix, st.matrix), spacing
+    cols = int(round(rng.uniform(*st.fov) / spacing / 8)) * 8
+    rows = int(round(cols * rng.uniform(*st.phase_fov) / 8)) * 8
+    return (rows, cols), spacing
+
+
+def oriented_plane(centre: np.ndarray, normal: np.ndarray, down: np.ndarray,
+                   spacing: float, shape: tuple[int, int], thickness: float,
+                   right_hint: np.ndarray = np.array([1.0, -0.3, 0.1])) -> Plane:
+    """A plane whose field of view is centred on ``centre``, with image rows running along
+    ``down`` (projected into the plane) and columns toward ``right_hint`` (the normal's
+    sign is chosen for that)."""
+    n = normal / np.linalg.norm(normal)
+    col = down - (down @ n) * n
+    col /= np.linalg.norm(col)
+    row = np.cross(col, n)
+    if row @ right_hint < 0:
+        row = -row  # equivalent to flipping the normal
+    rows, cols = shape
+    origin = centre - (rows - 1) / 2 * spacing * col - (cols - 1) / 2 * spacing * row
+    return Plane(origin=origin, row_dir=row, col_dir=col, spacing=(spacing, spacing),
+                 shape=shape, thickness=thickness)
+
+
+def plan_views(anatomy: Anatomy, rng: np.random.Generator,
+               settings: PlanningSettings = PlanningSettings()) -> dict[str, list[Plane]]:
+    """Planes of each view: ``{"sax": [base..apex], "2ch": [p], "3ch": [p], "4ch": [p]}``."""
+    h = anatomy.heart
+    st = settings
+    u, s, w, t = h.u, h.s, h.w, h.t
+    out: dict[str, list[Plane]] = {}
+
+    # SAX stack: normal along the (slightly mis-planned) long axis, base to apex.
+    n = _tilt(u, rng, st.angle_error_deg)
+    gap = float(np.round(rng.uniform(*st.sax_gap), 2))
+    thick = float(np.round(rng.uniform(*st.sax_thickness), 2))
+    outer = h.lv_length + h.apex_wall
+    start = -rng.uniform(0, 0.5) * gap  # first slice at or just above the mitral plane
+    count = int(np.clip(int(np.ceil((outer + 4 - start) / gap)) + 1, *st.sax_slices))
+    shape, spacing = _matrix(rng, st)
+    centre0 = (h.base + 0.4 * h.lv_length * u + rng.normal(0, st.fov_offset_mm, 3)
+               + rng.normal(0, st.offset_error_mm) * n)
+    centre0 = centre0 - ((centre0 - h.base) @ n) * n + start * n  # on the first slice
+    posterior = np.array([0.0, 1.0, 0.0])
+    out["sax"] = [oriented_plane(centre0 + k * gap * n, n, posterior, spacing, shape, thick,
+                                 right_hint=np.array([1.0, 0.0, 0.0]))
+                  for k in range(count)]
+
+    # Long-axis views: each contains the long axis and one in-plane direction.
+    mid = h.base + 0.4 * h.lv_length * u
+    for name, side in (("2ch", w), ("3ch", t), ("4ch", s)):
+        axis = _tilt(u, rng, st.angle_error_deg)
+        side2 = _tilt(side, rng, st.angle_error_deg)
+        normal = np.cross(axis, side2)
+        normal /= np.linalg.norm(normal)
+        shape, spacing = _matrix(rng, st)
+        thick = float(np.round(rng.uniform(*st.lax_thickness), 2))
+        fov_shift = rng.normal(0, st.fov_offset_mm, 3)
+        fov_shift -= (fov_shift @ normal) * normal
+        centre = mid + fov_shift + rng.normal(0, st.offset_error_mm) * normal
+        out[name] = [oriented_plane(centre, normal, -axis, spacing, shape, thick)]
+    return out

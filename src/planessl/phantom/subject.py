@@ -1,0 +1,150 @@
+"""One synthetic cine CMR study: anatomy + cycle + planning + rendering -> :class:`Study`.
+
+``make_study(seed, index)`` is deterministic: its random generator is seeded from
+``(seed, index)`` only, so subject ``index`` is the same whichever other subjects are made
+and in whatever process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planessl.geometry import Plane
+from planessl.phantom.anatomy import (Anatomy, CLASS_NAMES, LocalPoints, body_tissue,
+                                      heart_extent, paint_heart, sample_anatomy)
+from planessl.phantom.cycle import CardiacCycle, make_cycle
+from planessl.phantom.planning import PlanningSettings, plan_views
+from planessl.phantom.render import bias_field, render, sample_contrast
+from planessl.study import Series, Study
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Size of a generated study."""
+
+    frames: int
+    planning: PlanningSettings
+
+
+#: ``small``: 128 x 128 matrices and 8 frames, for tests and CPU demos (a fraction of a second
+#: per subject); ``full``: realistic cine (25 frames, scanner-like FOV and matrices).
+PRESETS = {
+    "small": Preset(frames=8, planning=PlanningSettings(spacing=(1.8, 2.0), matrix=128)),
+    "full": Preset(frames=25, planning=PlanningSettings()),
+}
+
+VIEW_ORDER = ("sax", "2ch", "3ch", "4ch")
+
+
+def subject_rng(seed: int, index: int) -> np.random.Generator:
+    """The random generator of subject ``index`` of a run with ``seed``."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index) & 0xFFFFFFFF, 0x9E37])
+
+
+def study_id(seed: int, index: int) -> str:
+    return f"phantom-{int(seed)}-{int(index):05d}"
+
+
+def _plane_points(plane: Plane) -> np.ndarray:
+    i, j = np.meshgrid(np.arange(plane.shape[0]), np.arange(plane.shape[1]), indexing="ij")
+    return plane.pixel_to_world(i, j).reshape(-1, 3)
+
+
+def sample_slice(anatomy: Anatomy, plane: Plane, contraction: np.ndarray,
+                 shift: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Tissue codes and labels ``(F, H, W)`` of one plane at each contraction value.
+
+    ``shift`` (mm, LPS) moves the anatomy (a breath-hold position differing from the
+    planning scan's).
+    """
+    pts = _plane_points(plane)
+    if shift is not None:
+        pts = pts - shift
+    pts = pts.astype(np.float32)
+    tissue0, label0 = body_tissue(pts, anatomy.body)
+    heart = anatomy.heart
+    near = np.linalg.norm(pts - heart.base.astype(np.float32), axis=1) < heart_extent(heart)
+    loc = LocalPoints.from_world(pts[near], heart)
+    frames = len(contraction)
+    tissue = np.repeat(tissue0[None], frames, axis=0)
+    label = np.repeat(label0[None], frames, axis=0)
+    if near.any():
+        states = {}
+        for f, c in enumerate(contraction):
+            key = float(c)
+            if key not in states:
+                t_sub, l_sub = tissue0[near].copy(), label0[near].copy()
+                paint_heart(loc, heart.state(key), t_sub, l_sub)
+                states[key] = (t_sub, l_sub)
+            tissue[f, near], label[f, near] = states[key]
+    shape = (frames,) + plane.shape
+    return tissue.reshape(shape), label.reshape(shape)
+
+
+def make_study(seed: int, index: int, preset: str = "small", *, frames: int | None = None,
+               breath_hold_mm: float = 0.0, noise: bool = True,
+               category: int | None = None) -> Study:
+    """A synthetic multi-view cine CMR study.
+
+    Args:
+        seed, index: the run's seed and the subject's index (together they fix everything).
+        preset: ``"small"`` (fast, 128 px, 8 frames) or ``"full"`` (realistic cine).
+        frames: cardiac phases per R-R interval (default from the preset).
+        breath_hold_mm: sd (mm, mostly head-foot) of the anatomy's shift between series and
+            between SAX slices, as from separate breath-holds; 0 keeps all views aligned.
+        noise: add Rician noise.
+        category: LV phenotype index in :data:`CLASS_NAMES` (default: random).
+
+    Returns:
+        A :class:`Study` with series ``sax`` (base to apex), ``2ch``, ``3ch``, ``4ch``;
+        labels for every frame; ``targets = {"class": k}``.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown phantom preset {preset!r}; known: {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    n_frames = int(frames if frames is not None else p.frames)
+    if n_frames < 2:
+        raise ValueError(f"a cine needs at least 2 frames, got {n_frames}")
+    rng = subject_rng(seed, index)
+    anatomy = sample_anatomy(rng, category)
+    cycle: CardiacCycle = make_cycle(rng, n_frames)
+    views = plan_views(anatomy, rng, p.planning)
+    contrast = sample_contrast(rng, anatomy.heart.base)
+    contraction = cycle.contraction()
+    series = []
+    for view in VIEW_ORDER:
+        planes = views[view]
+        series_shift = (rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
+                        if breath_hold_mm > 0 else None)
+        tissues, labels, biases = [], [], []
+        for plane in planes:
+            shift = series_shift
+            if breath_hold_mm > 0 and view == "sax":  # one breath-hold per SAX slice
+                shift = rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
+            t, lab = sample_slice(anatomy, plane, contraction, shift)
+            tissues.append(t)
+            labels.append(lab)
+            biases.append(bias_field(_plane_points(plane), contrast).reshape(plane.shape))
+        tissue = np.stack(tissues)
+        pixels = render(tissue, np.stack(biases)[:, None], contrast, rng, noise=noise)
+        series.append(Series(
+            name=view, view=view, planes=planes, pixels=pixels, labels=np.stack(labels),
+            labelled_frames=list(range(n_frames)), frame_times=cycle.frame_times(),
+            ed_frame=cycle.ed_frame, es_frame=cycle.es_frame, spacing_known=True,
+            view_reason="phantom: planned view"))
+    return Study(id=study_id(seed, index), series=series,
+                 targets={"class": int(anatomy.heart.category)}, group="cardiac")
+
+
+def make_anatomy(seed: int, index: int, preset: str = "small", frames: int | None = None,
+                 category: int | None = None
+                 ) -> tuple[Anatomy, CardiacCycle, dict[str, list[Plane]]]:
+    """The anatomy, cycle and planes that :func:`make_study` uses for this subject
+    (drawn in the same order from the same generator)."""
+    p = PRESETS[preset]
+    rng = subject_rng(seed, index)
+    anatomy = sample_anatomy(rng, category)
+    cycle = make_cycle(rng, int(frames if frames is not None else p.frames))
+    return anatomy, cycle, plan_views(anatomy, rng, p.planning)
