@@ -276,8 +276,9 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
                weight_decay=cfg.optim.weight_decay, step_epochs=cfg.optim.step_epochs,
                step_gamma=cfg.optim.step_gamma)
     if ft.task == "segmentation":
-        train_ds = SegmentationDataset(cache, split.train, spec, augment)
-        val_ds = SegmentationDataset(cache, split.val, spec, None) if split.val else None
+        train_ds = SegmentationDataset(cache, split.train, spec, augment, n_classes)
+        val_ds = (SegmentationDataset(cache, split.val, spec, None, n_classes, edes_only=True)
+                  if split.val else None)
         module = SegmentationTask(net, transferred, lambda_ce=ft.lambda_ce,
                                   lambda_dice=ft.lambda_dice, **opt)
         monitor = "val_dice"

@@ -44,10 +44,18 @@ def phase_of(series: Series, frame: int) -> str:
     return f"F{frame}"
 
 
-def labelled_volumes(study: Study, views: Sequence[str] = ("sax",)) -> list[tuple[int, int]]:
-    """``(series index, frame)`` of every labelled frame of the study's ``views``."""
-    return [(s_idx, int(f)) for s_idx, s in enumerate(study.series)
-            if s.view in views and s.labels is not None for f in s.labelled_frames]
+def labelled_volumes(study: Study, views: Sequence[str] = ("sax",),
+                     edes_only: bool = False) -> list[tuple[int, int]]:
+    """``(series index, frame)`` of every labelled frame of the study's ``views``
+    (``edes_only``: only ED and ES where they are labelled, else every labelled frame)."""
+    out = []
+    for s_idx, s in enumerate(study.series):
+        if s.view not in views or s.labels is None:
+            continue
+        frames = [int(f) for f in s.labelled_frames]
+        edes = [f for f in frames if f in (s.ed_frame, s.es_frame)]
+        out.extend((s_idx, f) for f in (edes if edes_only and edes else frames))
+    return out
 
 
 def image_on_grid(raw: np.ndarray, source: Plane, spec: GridSpec,
@@ -59,7 +67,7 @@ def image_on_grid(raw: np.ndarray, source: Plane, spec: GridSpec,
         target = augment(target, rng if rng is not None else np.random.default_rng())
     raw = np.asarray(raw, dtype=np.float32)
     image = resample_to_plane(raw, source, target, cval=float(raw.min()))
-    return normalise_intensity(image, spec.clip_percentiles), target
+    return normalise_intensity(image, spec.clip_percentiles).astype(np.float32, copy=False), target
 
 
 def labels_on_grid(labels: np.ndarray, source: Plane, target: Plane) -> np.ndarray:
@@ -80,42 +88,52 @@ def labels_to_source(probs: np.ndarray, grid: Plane, source: Plane) -> np.ndarra
 class SegmentationDataset(Dataset):
     """Every labelled 2D image (slice x labelled frame) of the given studies.
 
-    Items: ``image`` (1, H, W) float32, ``label`` (1, H, W) int64.
+    Items: ``image`` (1, H, W) float32, ``label`` (1, H, W) int64. Label values of
+    ``n_classes`` and above (extra structures such as atria) become background.
     Augmentation randomness comes from torch's generator (seeded by the engine).
     """
 
     def __init__(self, cache: Cache, ids: Sequence[str], spec: GridSpec,
-                 augment: PlaneAugment | None = None) -> None:
+                 augment: PlaneAugment | None = None, n_classes: int = 4,
+                 edes_only: bool = False) -> None:
         self.cache_path = cache.path
-        self.spec, self.augment = spec, augment
+        self.spec, self.augment, self.n_classes = spec, augment, n_classes
         self.items: list[tuple[str, int, int, int]] = []
         for sid in ids:
             study = cache.load(sid)
-            for s_idx, frame in labelled_volumes(study, spec.input_views):
+            for s_idx, frame in labelled_volumes(study, spec.input_views, edes_only):
                 self.items.extend((sid, s_idx, k, frame)
                                   for k in range(study.series[s_idx].n_slices))
         if not self.items:
             raise PlaneSSLError(f"{cache.path}: no labelled {'/'.join(spec.input_views)} images "
                                 f"in the {len(ids)} selected studies")
         self._cache: Cache | None = None
+        self._studies: dict[str, Study] = {}
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if self._cache is None:
-            self._cache = Cache(self.cache_path)
         sid, s_idx, k, frame = self.items[index]
-        series = self._cache.load(sid).series[s_idx]
+        series = self._study(sid).series[s_idx]
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
         image, target = image_on_grid(series.pixels[k, frame], series.planes[k], self.spec,
                                       self.augment, rng)
         label = labels_on_grid(series.labels[k, frame], series.planes[k], target)
+        label[label >= self.n_classes] = 0
         return {"image": torch.from_numpy(image[None]), "label": torch.from_numpy(label[None])}
+
+    def _study(self, sid: str) -> Study:
+        # Studies are memory-mapped: keeping them open costs only their metadata.
+        if self._cache is None:
+            self._cache, self._studies = Cache(self.cache_path), {}
+        if sid not in self._studies:
+            self._studies[sid] = self._cache.load(sid)
+        return self._studies[sid]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_cache"] = None
+        state["_cache"], state["_studies"] = None, {}
         return state
 
 
@@ -150,21 +168,28 @@ class ClassificationDataset(Dataset):
             self.studies.append((sid, target, images))
         self.images_per_study = images_per_study
         self._cache: Cache | None = None
+        self._studies: dict[str, Study] = {}
 
     def __len__(self) -> int:
         return len(self.studies) * self.images_per_study
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if self._cache is None:
-            self._cache = Cache(self.cache_path)
         sid, target, images = self.studies[index // self.images_per_study]
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
         s_idx, k, f = images[int(rng.integers(len(images)))]
-        series = self._cache.load(sid).series[s_idx]
+        series = self._study(sid).series[s_idx]
         image, _ = image_on_grid(series.pixels[k, f], series.planes[k], self.spec, self.augment, rng)
         return {"image": torch.from_numpy(image[None]), "target": torch.tensor(target)}
 
+    def _study(self, sid: str) -> Study:
+        # Studies are memory-mapped: keeping them open costs only their metadata.
+        if self._cache is None:
+            self._cache, self._studies = Cache(self.cache_path), {}
+        if sid not in self._studies:
+            self._studies[sid] = self._cache.load(sid)
+        return self._studies[sid]
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_cache"] = None
+        state["_cache"], state["_studies"] = None, {}
         return state
