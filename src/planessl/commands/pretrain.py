@@ -1,0 +1,95 @@
+"""``planessl pretrain``: train a pretext task on a cache of unlabelled studies."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pretrain", help="pretrain a network with the lines, slices or multitask pretext task",
+        description="Pretrain on a cache with a pretext task. Any config key can be set as "
+                    "key.sub=value (see planessl.config.PretrainConfig).")
+    p.add_argument("--data", required=True,
+                   help="cache folder, or phantom:N to generate N phantom studies into RUN/cache")
+    p.add_argument("--task", choices=("lines", "slices", "multitask"), default=None,
+                   help="pretext task (default: the config's, multitask)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--config", default=None, help="YAML file of config values")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--max-steps", type=int, default=None, help="optimiser steps to train")
+    length.add_argument("--epochs", type=int, default=None, help="epochs to train")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out exactly from its last checkpoint")
+    p.add_argument("--devices", default=None, help="devices (processes) per node, or auto")
+    p.add_argument("--num-nodes", type=int, default=None, help="machines (DDP)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=run)
+
+
+def resolve_data(spec: str, out_dir: Path, seed: int) -> Path:
+    """The cache folder of ``--data`` (generating phantoms for ``phantom:N``)."""
+    from planessl.errors import PlaneSSLError
+
+    if not spec.startswith("phantom:"):
+        return Path(spec)
+    try:
+        n = int(spec.split(":", 1)[1])
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        raise PlaneSSLError(f"--data {spec}: expected phantom:N with N a positive number") from None
+    cache_dir = out_dir / "cache"
+    from planessl.cache import Cache, MANIFEST
+    if (cache_dir / MANIFEST).is_file() and len(Cache(cache_dir)) == n:
+        return cache_dir
+    try:
+        from planessl.phantom import make_study
+    except ImportError:
+        raise PlaneSSLError("--data phantom:N needs planessl.phantom, which this "
+                            "installation lacks") from None
+    from planessl.cache import rebuild_manifest, write_study
+    for k in range(n):
+        write_study(cache_dir, make_study(seed=seed, index=k))
+    rebuild_manifest(cache_dir)
+    return cache_dir
+
+
+def run(args: argparse.Namespace) -> int:
+    from planessl.config import PretrainConfig, load_config
+    from planessl.errors import PlaneSSLError
+
+    out_dir = Path(args.out)
+    overrides = list(args.overrides)
+    if args.task:
+        overrides.append(f"task.name={args.task}")
+    if args.max_steps is not None:
+        overrides += [f"trainer.max_steps={args.max_steps}", "trainer.max_epochs=-1"]
+    if args.epochs is not None:
+        overrides += [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=-1"]
+    if args.devices is not None:
+        overrides.append(f"trainer.devices={args.devices}")
+    if args.num_nodes is not None:
+        overrides.append(f"trainer.num_nodes={args.num_nodes}")
+    base = None
+    if args.resume and (out_dir / "config.yaml").is_file():
+        base = out_dir / "config.yaml"  # the run's own settings, then the new ones
+    cfg = load_config(PretrainConfig, base, [])
+    if args.config:
+        cfg = load_config(PretrainConfig, args.config, []) if base is None else cfg
+        if base is not None:
+            from planessl.config import _merge
+            import yaml
+            _merge(cfg, yaml.safe_load(Path(args.config).read_text()) or {})
+    from planessl.config import apply_overrides
+    apply_overrides(cfg, overrides)
+    if not args.resume and (out_dir / "checkpoints").is_dir() and any((out_dir / "checkpoints").iterdir()):
+        raise PlaneSSLError(f"{out_dir}: already holds a run; use --resume to continue it "
+                            f"or choose another --out")
+    cache = resolve_data(args.data, out_dir, cfg.seed)
+    from planessl.pretraining import run_pretraining
+    run_pretraining(cfg, cache, out_dir, resume=args.resume, command=sys.argv)
+    print(f"planessl: pretraining done; weights in {out_dir / 'weights.safetensors'}")
+    return 0

@@ -1,0 +1,222 @@
+"""Pretext-task samples from a cache: an input image on a fixed grid with its line heatmaps
+and slice-location target, all computed from the (augmented) target plane.
+
+Studies are loaded lazily per item (:meth:`Cache.load`, arrays memory-mapped), so memory
+does not grow with the number of studies beyond the index. Every random choice of an item
+comes from ``numpy.random.default_rng([seed, epoch, index])``: a run is reproducible and
+resumes exactly, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from planessl.cache import Cache
+from planessl.data.transforms import (PlaneAugment, input_plane, normalise_intensity,
+                                      resample_to_plane)
+from planessl.errors import PlaneSSLError
+from planessl.geometry import Plane, intersection_line
+from planessl.study import Series, Study
+from planessl.targets import line_heatmap, slice_location_targets
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What one sample holds.
+
+    Attributes:
+        input_views: view types drawn as inputs.
+        line_channels: view types of the line-heatmap channels (may be empty).
+        slice_location: compute the slice-location target (inputs from a SAX stack).
+        image_size: output height = width (pixels).
+        spacing_mm: output pixel spacing before zoom (mm).
+        sigma_mm: heatmap width (mm).
+        sigma_thickness_factor: if set, sigma = factor x other view's thickness (mm).
+        clip_percentiles: intensity clipping before z-scoring.
+    """
+
+    input_views: tuple[str, ...] = ("sax",)
+    line_channels: tuple[str, ...] = ("2ch", "4ch")
+    slice_location: bool = True
+    image_size: int = 128
+    spacing_mm: float = 2.0
+    sigma_mm: float = 7.56
+    sigma_thickness_factor: float | None = None
+    clip_percentiles: tuple[float, float] = (1.0, 99.0)
+
+
+def input_images(study: Study, input_views: Sequence[str]) -> list[tuple[int, int, int]]:
+    """Every ``(series index, slice, frame)`` of the study's input views."""
+    out = []
+    for s_idx, s in enumerate(study.series):
+        if s.view in input_views:
+            out.extend((s_idx, k, f) for k in range(s.n_slices) for f in range(s.n_frames))
+    return out
+
+
+def _series_slice_targets(series: Series) -> np.ndarray | None:
+    """Relative slice location (0 base, 1 apex) of each slice of a SAX series. Without a
+    known spacing the geometry is nominal, so the stored base-to-apex order is used."""
+    if series.view != "sax" or series.n_slices < 2:
+        return None
+    if not series.spacing_known:
+        return np.linspace(0.0, 1.0, series.n_slices, dtype=np.float32)
+    try:
+        return slice_location_targets(series.planes)
+    except PlaneSSLError:
+        return None
+
+
+def make_sample(study: Study, series_idx: int, slice_idx: int, frame: int, spec: SampleSpec,
+                augment: PlaneAugment | None, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """One sample: ``image`` (1, H, W), ``lines`` (C, H, W), ``line_mask`` (C,),
+    ``line_abc`` (C, 3) true line ``a*i + b*j + c = 0`` in output pixels (NaN when absent or
+    made of several planes), ``slice`` (1,), ``slice_mask`` (1,), ``spacing`` (2,) mm."""
+    series = study.series[series_idx]
+    source = series.planes[slice_idx]
+    target = input_plane(source, spec.spacing_mm, spec.image_size)
+    if augment is not None:
+        target = augment(target, rng)
+    raw = np.asarray(series.pixels[slice_idx, frame], dtype=np.float32)
+    image = normalise_intensity(resample_to_plane(raw, source, target, cval=float(raw.min())),
+                                spec.clip_percentiles)
+
+    n_ch = len(spec.line_channels)
+    lines = np.zeros((n_ch, spec.image_size, spec.image_size), dtype=np.float32)
+    mask = np.zeros(n_ch, dtype=np.float32)
+    abc = np.full((n_ch, 3), np.nan, dtype=np.float32)
+    if series.spacing_known:  # nominal geometry has no true lines
+        for c, view in enumerate(spec.line_channels):
+            others: list[Plane] = [p for s in study.series
+                                   if s.view == view and s.spacing_known and s is not series
+                                   for p in s.planes]
+            if not others:
+                continue
+            sigma = spec.sigma_mm
+            if spec.sigma_thickness_factor is not None and others[0].thickness is not None:
+                sigma = spec.sigma_thickness_factor * others[0].thickness
+            heat = line_heatmap(target, others, sigma_mm=sigma)
+            if heat is None:
+                continue
+            lines[c], mask[c] = heat, 1.0
+            if len(others) == 1:
+                line = intersection_line(target, others[0])
+                abc[c] = (line.a, line.b, line.c)
+
+    slice_target = np.zeros(1, dtype=np.float32)
+    slice_mask = np.zeros(1, dtype=np.float32)
+    if spec.slice_location:
+        rel = _series_slice_targets(series)
+        if rel is not None:
+            slice_target[0], slice_mask[0] = rel[slice_idx], 1.0
+    return {"image": torch.from_numpy(image[None]), "lines": torch.from_numpy(lines),
+            "line_mask": torch.from_numpy(mask), "line_abc": torch.from_numpy(abc),
+            "slice": torch.from_numpy(slice_target), "slice_mask": torch.from_numpy(slice_mask),
+            "spacing": torch.tensor(target.spacing, dtype=torch.float32)}
+
+
+class PretrainDataset(Dataset):
+    """Pretext samples over the studies ``ids`` of a cache.
+
+    Args:
+        cache: the cache (only its path and index are kept).
+        ids: study ids to draw from.
+        spec: what a sample holds.
+        augment: random plane augmentation, or ``None``.
+        sampling: ``random``: item ``k`` is one random input image of study
+            ``k % len(ids)`` (``repeats`` items per study); ``all``: every input image once.
+        seed: base seed of every random choice.
+        repeats: items per study in ``random`` mode.
+
+    Items are addressed by an index or by ``(epoch, index)`` (see :class:`EpochSampler`);
+    the randomness of an item depends only on ``(seed, epoch, index)``.
+    """
+
+    def __init__(self, cache: Cache, ids: Sequence[str], spec: SampleSpec,
+                 augment: PlaneAugment | None = None, sampling: str = "random", seed: int = 0,
+                 repeats: int = 1) -> None:
+        if sampling not in ("random", "all"):
+            raise PlaneSSLError(f"data.sampling must be 'random' or 'all', got {sampling!r}")
+        self.cache_path = cache.path
+        self.ids = list(ids)
+        self.spec, self.augment, self.sampling = spec, augment, sampling
+        self.seed, self.repeats = int(seed), int(repeats)
+        self._cache: Cache | None = cache
+        self.index: np.ndarray | None = None
+        if sampling == "all":
+            rows = []
+            for k, sid in enumerate(self.ids):
+                meta = cache.meta(sid)
+                for s_idx, s in enumerate(meta["series"]):
+                    if s["view"] in spec.input_views:
+                        n_s, n_f = s["shape"][0], s["shape"][1]
+                        rows.extend((k, s_idx, a, b) for a in range(n_s) for b in range(n_f))
+            self.index = np.asarray(rows, dtype=np.int32).reshape(-1, 4)
+
+    def __len__(self) -> int:
+        if self.index is not None:
+            return len(self.index)
+        return len(self.ids) * self.repeats
+
+    def _get_cache(self) -> Cache:
+        if self._cache is None:
+            self._cache = Cache(self.cache_path)
+        return self._cache
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, idx = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, int(epoch), int(idx)])
+        if self.index is not None:
+            k, s_idx, slc, frame = (int(v) for v in self.index[idx])
+            study = self._get_cache().load(self.ids[k])
+        else:
+            study = self._get_cache().load(self.ids[idx % len(self.ids)])
+            choices = input_images(study, self.spec.input_views)
+            if not choices:
+                raise PlaneSSLError(f"study {study.id} has no input view "
+                                    f"({', '.join(self.spec.input_views)})")
+            # Uniform over slices, then a random frame (the reference's "random slice and frame").
+            slices = sorted({(s, k) for s, k, _ in choices})
+            s_idx, slc = slices[int(rng.integers(len(slices)))]
+            frame = int(rng.integers(study.series[s_idx].n_frames))
+        return make_sample(study, s_idx, slc, frame, self.spec, self.augment, rng)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_cache"] = None  # workers reopen the index; no study data is ever held
+        return state
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` keys: a seeded shuffle per epoch, split across processes
+    (padded by repetition so every rank gets the same number, like DistributedSampler).
+    Lightning calls :meth:`set_epoch` at the start of every epoch."""
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, follow_epoch: bool = True) -> None:
+        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
+        self.follow_epoch = bool(follow_epoch)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Next epoch's keys (ignored with ``follow_epoch=False``: fixed validation items)."""
+        if self.follow_epoch:
+            self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.world_size)
+
+    def __iter__(self):
+        order = (np.random.default_rng([self.seed, self.epoch, 7919]).permutation(self.n)
+                 if self.shuffle else np.arange(self.n))
+        total = len(self) * self.world_size
+        if total > self.n:
+            order = np.concatenate([order, order[: total - self.n]])
+        for idx in order[self.rank::self.world_size]:
+            yield (self.epoch, int(idx))

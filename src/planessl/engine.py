@@ -1,0 +1,183 @@
+"""Training engine on PyTorch Lightning, shared by pretraining and fine-tuning.
+
+A run folder holds::
+
+    RUN/config.yaml, run_info.json      resolved configuration, seed, package versions
+    RUN/checkpoints/last.ckpt           everything needed to resume exactly (--resume)
+    RUN/checkpoints/best-*.ckpt         best by the monitored validation metric
+    RUN/metrics.csv                     CSV log;  RUN/tensorboard/  TensorBoard log
+    RUN/weights.safetensors             transferable weights (written by the caller)
+
+The device is chosen at run time (``accelerator="auto"``); several devices or nodes use
+DDP, either launched by Lightning (``devices=N``) or by ``torchrun`` (detected from its
+environment variables).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Iterable
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from planessl.config import TrainerConfig
+from planessl.errors import PlaneSSLError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def parse_devices(devices: str | int) -> int | str:
+    """``"auto"`` stays; a number becomes an int (devices per node)."""
+    if isinstance(devices, int):
+        return devices
+    text = str(devices).strip()
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise PlaneSSLError(f"trainer.devices must be 'auto' or a positive number, got {devices!r}") from None
+    if value < 1:
+        raise PlaneSSLError(f"trainer.devices must be positive, got {value}")
+    return value
+
+
+def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "val/loss",
+                  mode: str = "min", callbacks: Iterable[Callback] = (),
+                  use_distributed_sampler: bool = False) -> pl.Trainer:
+    """A Trainer writing into ``out_dir``: last + best checkpoints, CSV + TensorBoard logs.
+
+    ``use_distributed_sampler=False`` because planessl's loaders shard by rank themselves
+    (:class:`planessl.data.EpochSampler`); pass ``True`` for plain shuffled loaders.
+    """
+    out_dir = Path(out_dir)
+    devices = parse_devices(cfg.devices)
+    strategy = cfg.strategy
+    if strategy == "auto" and ((isinstance(devices, int) and devices > 1) or cfg.num_nodes > 1):
+        strategy = "ddp"
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    checkpoint = ModelCheckpoint(dirpath=out_dir / CHECKPOINT_DIR, filename="best-{epoch}-{step}",
+                                 monitor=monitor, mode=mode, save_top_k=1, save_last=True,
+                                 auto_insert_metric_name=False)
+    all_callbacks: list[Callback] = [checkpoint, *callbacks]
+    if cfg.progress_bar:
+        all_callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every_n_steps // 2)))
+    loggers = [CSVLogger(save_dir=out_dir, name="", version=""),
+               TensorBoardLogger(save_dir=out_dir, name="tensorboard", version="",
+                                 default_hp_metric=False)]
+    return pl.Trainer(
+        accelerator=cfg.accelerator, devices=devices, num_nodes=cfg.num_nodes, strategy=strategy,
+        precision=cfg.precision, max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
+        deterministic="warn" if cfg.deterministic else False,
+        log_every_n_steps=cfg.log_every_n_steps, check_val_every_n_epoch=cfg.val_every_n_epochs,
+        callbacks=all_callbacks, logger=loggers, default_root_dir=out_dir,
+        enable_progress_bar=cfg.progress_bar, use_distributed_sampler=use_distributed_sampler,
+        num_sanity_val_steps=0)
+
+
+def last_checkpoint(out_dir: str | Path) -> Path:
+    """The run's ``last.ckpt``, checked to be a readable checkpoint.
+
+    Raises:
+        PlaneSSLError: missing, truncated or otherwise unreadable.
+    """
+    path = Path(out_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if not path.is_file():
+        raise PlaneSSLError(f"{path}: no checkpoint to resume from (run without --resume first)")
+    try:
+        with zipfile.ZipFile(path) as archive:  # torch.save's format; detects truncation
+            bad = archive.testzip()
+        if bad is not None:
+            raise zipfile.BadZipFile(f"damaged member {bad}")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # any failure to read it means the file is unusable
+        raise PlaneSSLError(f"{path}: corrupt checkpoint, cannot resume "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
+        raise PlaneSSLError(f"{path}: not a planessl training checkpoint (no state_dict/loops)")
+    return path
+
+
+def save_weights(state: dict[str, torch.Tensor], path: str | Path,
+                 metadata: dict[str, str] | None = None) -> Path:
+    """Write tensors as safetensors (no code execution on load), atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp),
+              metadata=metadata)
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file: safetensors, or a ``torch.save`` state dict (loaded with
+    ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PlaneSSLError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PlaneSSLError(f"{path}: cannot read weights ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:120]})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise PlaneSSLError(f"{path}: not a state dict")
+    return state
+
+
+METRICS_FILE = "metrics.csv"
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    import csv
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule,
+        out_dir: str | Path, ckpt_path: str | Path | None = None) -> None:
+    """``trainer.fit``, resuming from ``ckpt_path`` when given, keeping the run's earlier
+    ``metrics.csv`` rows (Lightning's CSV logger would delete them): rows logged before the
+    checkpoint's step are kept, later ones (lost work after a crash) are replaced."""
+    import csv
+
+    out_dir = Path(out_dir)
+    old = out_dir / METRICS_FILE
+    kept = out_dir / f".{METRICS_FILE}.before-resume"
+    if ckpt_path is not None and trainer.is_global_zero and old.is_file():
+        os.replace(old, kept)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    if not (kept.is_file() and trainer.is_global_zero):
+        return
+    step = int(torch.load(ckpt_path, map_location="cpu", weights_only=False).get("global_step", 0))
+    fields, rows = _read_csv(kept)
+    rows = [r for r in rows if r.get("step", "") != "" and int(float(r["step"])) < step]
+    if old.is_file():
+        new_fields, new_rows = _read_csv(old)
+        fields += [f for f in new_fields if f not in fields]
+        rows += new_rows
+    tmp = out_dir / f".{METRICS_FILE}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, old)
+    kept.unlink()

@@ -1,0 +1,169 @@
+"""The pretraining LightningModule: lines, slices, or both (α·L_lines + β·L_slice).
+
+One module serves the three pretext tasks; the task decides which heads exist and the loss
+weights (``lines``: α=1, β=0; ``slices``: α=0, β=1; ``multitask``: the configured α, β).
+Parameter names: ``backbone.encoder.*``, ``backbone.decoder.*``, ``heads.lines.*``,
+``heads.slices.*``; :meth:`PretrainModule.transferable_state_dict` drops the ``backbone.``
+prefix, giving the ``encoder.* / decoder.* / heads.*`` keys that fine-tuning loads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+
+from planessl.config import PretrainConfig, config_to_dict, _merge
+from planessl.models.backbone import PRESETS, build_backbone
+from planessl.models.heads import LineHead, SliceHead
+from planessl.tasks.lines import line_loss, line_metrics
+from planessl.tasks.slices import slice_abs_errors, slice_loss
+
+TASKS = ("lines", "slices", "multitask")
+
+
+def task_weights(cfg: PretrainConfig) -> tuple[float, float]:
+    """(α, β) of the configured task."""
+    name = cfg.task.name
+    if name == "lines":
+        return 1.0, 0.0
+    if name == "slices":
+        return 0.0, 1.0
+    if name == "multitask":
+        return float(cfg.task.alpha), float(cfg.task.beta)
+    from planessl.errors import PlaneSSLError
+    raise PlaneSSLError(f"task.name must be one of {', '.join(TASKS)}, got {name!r}")
+
+
+class PretrainModule(pl.LightningModule):
+    """Backbone + line and/or slice heads, trained on a pretext task.
+
+    Args:
+        config: the resolved configuration (a :class:`PretrainConfig` or its dict form,
+            as stored in checkpoints).
+    """
+
+    def __init__(self, config: PretrainConfig | dict) -> None:
+        super().__init__()
+        if isinstance(config, dict):
+            config = _merge(PretrainConfig(), config)
+        self.cfg = config
+        self.save_hyperparameters({"config": config_to_dict(config)})
+        self.alpha, self.beta = task_weights(config)
+        features = config.model.features or PRESETS[config.model.preset].features
+        self.backbone = build_backbone(config.model.preset, features=tuple(features))
+        heads: dict[str, nn.Module] = {}
+        if self.alpha > 0:
+            heads["lines"] = LineHead(self.backbone.out_channels, len(config.task.line_channels))
+        if self.beta > 0:
+            heads["slices"] = SliceHead(self.backbone.deep_channels, config.task.slice_hidden)
+        self.heads = nn.ModuleDict(heads)
+        self.val_metrics = nn.ModuleDict({k: MeanMetric() for k in
+                                          ("loss", "line_angle_deg", "line_dist_mm",
+                                           "line_fit_failed", "slice_mae")})
+        self._preview: dict[str, np.ndarray] | None = None
+        self.preview_path: Path | None = None
+
+    # ------------------------------------------------------------------ forward/loss
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"lines": (B, C, H, W), "slices": (B, 1)}`` for the heads that exist."""
+        if "lines" in self.heads:
+            dec, enc = self.backbone(image)
+        else:  # the slice task needs only the encoder
+            dec, enc = None, self.backbone.encoder(image)
+        out = {}
+        if "lines" in self.heads:
+            out["lines"] = self.heads["lines"](dec)
+        if "slices" in self.heads:
+            out["slices"] = self.heads["slices"](enc[-1])
+        return out
+
+    def losses(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+               ) -> dict[str, torch.Tensor]:
+        parts = {}
+        total = 0.0
+        if "lines" in out:
+            parts["line_loss"] = line_loss(out["lines"], batch)
+            total = total + self.alpha * parts["line_loss"]
+        if "slices" in out:
+            parts["slice_loss"] = slice_loss(out["slices"], batch)
+            total = total + self.beta * parts["slice_loss"]
+        parts["loss"] = total
+        return parts
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        parts = self.losses(self(batch["image"]), batch)
+        bs = batch["image"].shape[0]
+        for k, v in parts.items():
+            self.log(f"train/{k}", v.detach(), prog_bar=(k == "loss"), batch_size=bs)
+        return parts["loss"]
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        out = self(batch["image"])
+        parts = self.losses(out, batch)
+        bs = batch["image"].shape[0]
+        self.val_metrics["loss"].update(parts["loss"].detach(), bs)
+        if "lines" in out:
+            m = line_metrics(out["lines"], batch)
+            for key, name in (("angle_deg", "line_angle_deg"), ("dist_mm", "line_dist_mm"),
+                              ("failed", "line_fit_failed")):
+                if m[key]:
+                    self.val_metrics[name].update(torch.tensor(m[key], dtype=torch.float32))
+        if "slices" in out:
+            err = slice_abs_errors(out["slices"], batch)
+            if err.numel():
+                self.val_metrics["slice_mae"].update(err)
+        if batch_idx == 0 and "lines" in out:
+            n = min(4, bs)
+            self._preview = {k: batch[k][:n].detach().cpu().numpy()
+                             for k in ("image", "lines", "line_mask", "spacing")}
+            self._preview["pred"] = out["lines"][:n].detach().float().cpu().numpy()
+
+    def on_validation_epoch_end(self) -> None:
+        # Which metrics exist depends only on the heads, so every DDP rank computes (and
+        # synchronises) the same ones, even a rank that saw no valid line.
+        names = ["loss"]
+        if "lines" in self.heads:
+            names += ["line_angle_deg", "line_dist_mm", "line_fit_failed"]
+        if "slices" in self.heads:
+            names += ["slice_mae"]
+        for name in names:
+            metric = self.val_metrics[name]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+                value = metric.compute()
+            self.log(f"val/{name}", value, prog_bar=name == "loss", sync_dist=False)
+        for metric in self.val_metrics.values():
+            metric.reset()
+        if (self._preview is not None and self.preview_path is not None
+                and self.trainer.is_global_zero and not self.trainer.sanity_checking):
+            from planessl.evaluation.plots import save_heatmap_preview
+            save_heatmap_preview(self.preview_path, self._preview, list(self.cfg.task.line_channels))
+        self._preview = None
+
+    # ------------------------------------------------------------------ optimiser
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=self.cfg.optim.lr,
+                               weight_decay=self.cfg.optim.weight_decay)
+        if self.cfg.optim.step_epochs > 0:
+            sched = torch.optim.lr_scheduler.StepLR(opt, self.cfg.optim.step_epochs,
+                                                    self.cfg.optim.step_gamma)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return opt
+
+    # ------------------------------------------------------------------ transfer
+    def transferable_state_dict(self) -> dict[str, torch.Tensor]:
+        """``encoder.*``, ``decoder.*`` and ``heads.*`` tensors (contiguous, on CPU)."""
+        out = {}
+        for k, v in self.state_dict().items():
+            if k.startswith("backbone."):
+                out[k[len("backbone."):]] = v.detach().cpu().contiguous()
+            elif k.startswith("heads."):
+                out[k] = v.detach().cpu().contiguous()
+        return out
