@@ -1,0 +1,282 @@
+"""Ingest: dataset folders in, a PHI-free cache out (the logic behind ``planessl ingest``).
+
+Steps: detect each source's format, ``discover`` its studies (names and headers only), hash
+each study's files, skip the studies the cache already holds unchanged, then ``load`` and
+write the others (in worker processes when ``workers > 1``; each worker writes its study
+atomically, so only small summaries travel back). The manifest is rebuilt at the end, also
+after an interruption, so an interrupted ingest leaves a valid cache that a re-run completes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from planessl.cache import SCHEMA_VERSION, STUDIES, rebuild_manifest, write_study
+from planessl.errors import InputFileError, PlaneSSLError
+from planessl.io.sources import Skipped, SourceStudy, describe_error, opaque_id, source_hash
+
+
+@dataclass(frozen=True)
+class Format:
+    """A source layout: ``module.discover(paths, workers)`` and ``module.load(source, id)``."""
+
+    name: str
+    module: str
+    discover: str
+    load: str
+    description: str
+
+    def discover_fn(self) -> Callable:
+        return getattr(importlib.import_module(self.module), self.discover)
+
+    def load_fn(self) -> Callable:
+        return getattr(importlib.import_module(self.module), self.load)
+
+
+#: Every format ``planessl ingest --format`` accepts (``auto`` detects one per source).
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("dicom", "planessl.io.dicom_scan", "discover_dicom", "load_dicom",
+           "any folder tree of DICOM files (classic or enhanced multi-frame MR)"),
+    Format("ukbb", "planessl.io.ukbb", "discover_ukbb", "load_ukbb",
+           "UK Biobank NIfTI subjects (sa_ED.nii.gz, la_2ch*.nii.gz, la_4ch*.nii.gz, seg_*)"),
+    Format("acdc", "planessl.io.acdc", "discover_acdc_nifti", "load_acdc_nifti",
+           "ACDC NIfTI (patientXXX/patientXXX_frameYY[_gt].nii.gz + Info.cfg)"),
+    Format("acdc-h5", "planessl.io.acdc", "discover_acdc_h5", "load_acdc_h5",
+           "ACDC HDF5 volumes (patientXXX_frameYY.h5; no spacing)"),
+    Format("mrnet", "planessl.io.mrnet", "discover_mrnet", "load_mrnet",
+           "MRNet knee exams ({sagittal,coronal,axial}/NNNN.npy + label CSVs)"),
+)}
+
+
+def detect_format(path: Path, max_files: int = 20000) -> str:
+    """Guess the layout of a source file or folder from file names (reads no file)."""
+    import re
+
+    names: list[str] = []
+    dirs: set[str] = set()
+    if path.is_file():
+        names = [path.name]
+    else:
+        for root, dnames, fnames in os.walk(path):
+            dirs.update(dnames)
+            names.extend(fnames)
+            if len(names) > max_files:
+                break
+    if any(re.match(r"^patient\d+_frame\d+\.h5$", n) for n in names):
+        return "acdc-h5"
+    if any(re.match(r"^patient\d+_frame\d+(_gt)?\.nii(\.gz)?$", n) for n in names):
+        return "acdc"
+    if any(re.match(r"^(sa|la_[234]ch)(_E[DS])?\.nii(\.gz)?$", n) for n in names):
+        return "ukbb"
+    if (dirs & {"sagittal", "coronal", "axial"} or path.name in {"sagittal", "coronal", "axial"}) \
+            and any(n.endswith(".npy") for n in names):
+        return "mrnet"
+    return "dicom"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did (printed as the summary table)."""
+
+    cache: Path
+    found: int = 0
+    written: list[dict] = field(default_factory=list)   # manifest-like entries
+    unchanged: list[dict] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def cached(self) -> list[dict]:
+        return self.written + self.unchanged
+
+    def view_counts(self) -> dict[str, dict[str, int]]:
+        """Per view type: studies having it, series, slices (over written + unchanged)."""
+        out: dict[str, dict[str, int]] = {}
+        for e in self.cached:
+            for view, v in e["views"].items():
+                c = out.setdefault(view, {"studies": 0, "series": 0, "slices": 0})
+                c["studies"] += 1
+                c["series"] += v.get("series", 1)
+                c["slices"] += v["slices"]
+        return out
+
+    def table(self) -> str:
+        """The summary table (plain text)."""
+        lines = [f"cache: {self.cache}",
+                 f"studies: {len(self.cached)} cached ({len(self.written)} written, "
+                 f"{len(self.unchanged)} unchanged) of {self.found} found"
+                 + (" -- INTERRUPTED" if self.interrupted else "")]
+        if self.formats:
+            lines.append("formats: " + ", ".join(f"{k} {v}" for k, v in sorted(self.formats.items())))
+        n_series = sum(v["series"] for v in self.view_counts().values())
+        lines.append(f"series: {n_series}")
+        lines.append(f"{'view':<10}{'studies':>9}{'series':>9}{'slices':>9}")
+        for view, c in sorted(self.view_counts().items()):
+            lines.append(f"{view:<10}{c['studies']:>9}{c['series']:>9}{c['slices']:>9}")
+        labelled = sum(1 for e in self.cached if e.get("labels"))
+        lines.append(f"studies with labels: {labelled}")
+        lines.append(f"skipped: {len(self.skipped)}")
+        for s in self.skipped:
+            lines.append(f"  {s.path}: {s.reason}")
+        return "\n".join(lines)
+
+
+def _clean_leftovers(cache: Path) -> None:
+    """Remove temporary folders an interrupted run left behind (never a finished study)."""
+    root = cache / STUDIES
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.name.startswith((".tmp-", ".old-")):
+                shutil.rmtree(d, ignore_errors=True)
+
+
+def _cached_hash(cache: Path, study_id: str) -> str | None:
+    path = cache / STUDIES / study_id / "study.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        return None
+    folder = path.parent
+    for s in meta.get("series", []):  # a study with a missing array is rewritten
+        if not (folder / f"{s['name']}.pixels.npy").is_file():
+            return None
+    return meta.get("source_hash")
+
+
+def _load_and_write(fmt_name: str, source: SourceStudy, study_id: str, shash: str,
+                    cache: str) -> tuple[dict | None, list[Skipped]]:
+    """Worker: read one study and write it into the cache; returns its summary or why not."""
+    from planessl.cache import study_summary
+
+    fmt = FORMATS[fmt_name]
+    skipped: list[Skipped] = []
+    try:
+        study = fmt.load_fn()(source, study_id, skipped=skipped)
+    except InputFileError as exc:
+        return None, skipped + [Skipped(exc.path, exc.reason)]
+    except PlaneSSLError as exc:
+        return None, [Skipped(str(source.files[0]) if source.files else "?", describe_error(exc))]
+    except MemoryError:
+        return None, [Skipped(str(source.files[0]), "out of memory while reading the study")]
+    if not study.series:
+        return None, skipped + [Skipped(str(source.files[0]) if source.files else "?",
+                                        "no usable series in the study")]
+    folder = write_study(cache, study, source_hash=shash)
+    meta = json.loads((folder / "study.json").read_text())
+    return study_summary(meta), skipped
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
+           workers: int = 1, salt: str | None = None, progress: bool | None = None,
+           force: bool = False) -> IngestReport:
+    """Ingest source files/folders into the cache ``out``.
+
+    Args:
+        sources: files or folders.
+        out: cache folder (created when missing).
+        fmt: a key of :data:`FORMATS`, or ``"auto"`` to detect one per source.
+        workers: processes reading studies (and DICOM headers) in parallel.
+        salt: salt of the opaque study ids (default: the public salt; give a secret one
+            when even hashes of source UIDs must not be linkable).
+        progress: tqdm progress bars (``None``: only on a terminal).
+        force: rewrite studies even when unchanged.
+
+    Returns:
+        The report; its ``cached`` list is empty when nothing could be cached.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    workers = max(1, int(workers))
+    report = IngestReport(cache=out)
+    if fmt != "auto" and fmt not in FORMATS:
+        raise PlaneSSLError(f"unknown format {fmt!r}; known: auto, {', '.join(FORMATS)}")
+    by_format: dict[str, list[Path]] = {}
+    for s in sources:
+        p = Path(s)
+        if not p.exists():
+            report.skipped.append(Skipped(str(p), "no such file or folder"))
+            continue
+        if p.is_dir() and not any(True for _ in _iter_limited(p)):
+            report.skipped.append(Skipped(str(p), "empty folder"))
+            continue
+        by_format.setdefault(detect_format(p) if fmt == "auto" else fmt, []).append(p)
+
+    found: list[tuple[str, SourceStudy]] = []
+    for name, paths in by_format.items():
+        studies, skipped = FORMATS[name].discover_fn()(paths, workers=workers, progress=progress)
+        report.skipped.extend(skipped)
+        report.formats[name] = len(studies)
+        found.extend((name, s) for s in studies)
+    report.found = len(found)
+
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(out)
+    todo = []
+    seen: dict[str, str] = {}
+    for name, src in found:
+        sid = opaque_id(src.key, salt)
+        if sid in seen:
+            report.skipped.append(Skipped(str(src.files[0]) if src.files else "?",
+                                          "the same study also appears in another source; "
+                                          "kept the first"))
+            continue
+        seen[sid] = name
+        shash = source_hash(src.files)
+        if not force and _cached_hash(out, sid) == shash:
+            meta = json.loads((out / STUDIES / sid / "study.json").read_text())
+            from planessl.cache import study_summary
+            report.unchanged.append(study_summary(meta))
+            continue
+        todo.append((name, src, sid, shash))
+
+    bar = tqdm(total=len(todo), desc="studies", unit="study",
+               disable=None if progress is None else not progress)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for args in todo:
+                _collect(report, _load_and_write(*args, str(out)))
+                bar.update(1)
+        else:
+            with _pool(min(workers, len(todo))) as pool:
+                futures = [pool.submit(_load_and_write, *args, str(out)) for args in todo]
+                for fut in as_completed(futures):
+                    _collect(report, fut.result())
+                    bar.update(1)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    finally:
+        bar.close()
+        rebuild_manifest(out, skipped=[s.as_dict() for s in report.skipped])
+    return report
+
+
+def _collect(report: IngestReport, result: tuple[dict | None, list[Skipped]]) -> None:
+    entry, skipped = result
+    report.skipped.extend(skipped)
+    if entry is not None:
+        report.written.append(entry)
+
+
+def _iter_limited(folder: Path) -> Iterable[Path]:
+    for _root, _dirs, files in os.walk(folder):
+        for f in files:
+            yield Path(_root) / f
