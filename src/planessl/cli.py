@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "summary",
     "check",
     "lines",
+    "phantom",
     "pretrain",
     "finetune",
     "predict",
@@ -40,16 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"planessl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-<<<<<<< HEAD
         module_name = f"planessl.commands.{name}"
         if importlib.util.find_spec(module_name) is None:
             continue  # a command listed before its module landed on this branch
         importlib.import_module(module_name).register(sub)
-=======
-        if importlib.util.find_spec(f"planessl.commands.{name}") is None:
-            continue  # a command not in this build (e.g. a branch without it)
-        importlib.import_module(f"planessl.commands.{name}").register(sub)
->>>>>>> ingest
     return parser
 
 

@@ -189,11 +189,11 @@ def sample_anatomy(rng: np.random.Generator, category: int | None = None) -> Ana
         lv_radius=float(ri), lv_ellipticity=float(rng.uniform(0.92, 1.04)),
         lv_length=float(li), wall=float(wall), apex_wall=float(wall * rng.uniform(0.6, 0.8)),
         radial_shortening=float(k_r), descent=float(descent),
-        rv_width=float(rng.uniform(1.05, 1.25)), rv_depth=float(rng.uniform(1.2, 1.4)),
-        rv_length=float(rng.uniform(0.7, 0.8)), rv_shortening=float(rng.uniform(0.15, 0.25)),
-        rv_wall=float(rng.uniform(2.5, 3.5)), la_radius=float(rng.uniform(17, 22)),
-        la_length=float(rng.uniform(18, 23)), ra_radius=float(rng.uniform(17, 22)),
-        ra_length=float(rng.uniform(20, 25)), aorta_radius=float(rng.uniform(12, 15)),
+        rv_width=float(rng.uniform(1.2, 1.4)), rv_depth=float(rng.uniform(1.35, 1.55)),
+        rv_length=float(rng.uniform(0.75, 0.85)), rv_shortening=float(rng.uniform(0.15, 0.25)),
+        rv_wall=float(rng.uniform(2.5, 3.5)), la_radius=float(rng.uniform(20, 25)),
+        la_length=float(rng.uniform(20, 26)), ra_radius=float(rng.uniform(20, 25)),
+        ra_length=float(rng.uniform(22, 28)), aorta_radius=float(rng.uniform(12, 15)),
         fat=float(rng.uniform(2, 5)), papillary_radius=float(rng.uniform(3.0, 4.5)),
         category=category)
     half_width = rng.uniform(150, 185)
@@ -203,8 +203,8 @@ def sample_anatomy(rng: np.random.Generator, category: int | None = None) -> Ana
     body = Body(
         centre=centre, half_width=float(half_width), half_depth=float(half_depth),
         fat=float(rng.uniform(6, 18)), chest_wall=float(rng.uniform(10, 16)),
-        lungs=((np.array([base[0] + 55, 15.0, zc + 25]), np.array([60.0, 85.0, 130.0])),
-               (np.array([-85.0, 15.0, zc + 25]), np.array([68.0, 92.0, 140.0]))),
+        lungs=((np.array([base[0] + 60, 10.0, zc + 30]), np.array([78.0, 100.0, 140.0])),
+               (np.array([-80.0, 10.0, zc + 30]), np.array([78.0, 100.0, 150.0]))),
         liver=(np.array([-45.0, 5.0, apex[2] - 85 + rng.uniform(-10, 10)]),
                np.array([125.0, 95.0, 80.0])),
         spine=np.array([centre[0], centre[1] + half_depth - 50]),
@@ -296,7 +296,7 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     x, y = loc.x, loc.y
     ro_ed = h.lv_radius + h.wall
     # --- RV: an ellipsoid beside the LV whose septal part the LV epicardium takes away.
-    rv_cx = 0.55 * ro_ed
+    rv_cx = 0.7 * ro_ed
     shrink = 1 - h.rv_shortening * st.c
     rv_rx = h.rv_width * ro_ed * shrink
     rv_ry = h.rv_depth * ro_ed * (1 - 0.5 * h.rv_shortening * st.c)
@@ -324,7 +324,7 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
              + ((y - la_c[2]) / (h.la_radius * 1.1 + 2)) ** 2)
     ra_len = h.ra_length + st.descent / 1.7
     ra_ca = -0.7 * ra_len
-    ra_cx = rv_cx + 0.45 * h.rv_width * ro_ed
+    ra_cx = rv_cx + 0.35 * h.rv_width * ro_ed
     ra_q = (((a - ra_ca) / ra_len) ** 2 + ((x - ra_cx) / h.ra_radius) ** 2
             + (y / (h.ra_radius * 1.1)) ** 2)
     ra_qw = (((a - ra_ca) / (ra_len + 2)) ** 2 + ((x - ra_cx) / (h.ra_radius + 2)) ** 2

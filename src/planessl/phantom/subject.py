@@ -148,3 +148,12 @@ def make_anatomy(seed: int, index: int, preset: str = "small", frames: int | Non
     anatomy = sample_anatomy(rng, category)
     cycle = make_cycle(rng, int(frames if frames is not None else p.frames))
     return anatomy, cycle, plan_views(anatomy, rng, p.planning)
+
+
+def subject_info(seed: int, index: int) -> dict[str, float]:
+    """Height (cm) and weight (kg) of a subject, for layouts that record them (ACDC); drawn
+    from their own stream so they do not change the images."""
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index) & 0xFFFFFFFF, 0xB0D7])
+    height = float(np.round(rng.uniform(155, 195), 1))
+    bmi = rng.uniform(19, 32)
+    return {"height_cm": height, "weight_kg": float(np.round(bmi * (height / 100) ** 2, 1))}

@@ -1,0 +1,170 @@
+"""Montage of a cardiac study: SAX base/mid/apex, 2CH, 3CH, 4CH at ED and ES, with label
+contours and the lines where the other views cut each image.
+
+Used for ``docs/phantom_montage.png`` and, on the real UK Biobank demo subject,
+``docs/ukbb_montage.png``, so the phantom's realism can be judged side by side::
+
+    python -m planessl.phantom.montage --out docs [--ukbb ../shared/data/ukbb_demo/1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from planessl.geometry import Plane, intersection_line, line_endpoints
+from planessl.study import Series, Study
+
+#: Contour colour per label value (ACDC convention + extras).
+LABEL_COLOURS = {1: "#3c8cff", 2: "#40d040", 3: "#ff4040", 4: "#ffb000", 5: "#c060ff",
+                 6: "#00e0e0"}
+#: Line colour per view that cuts the image.
+VIEW_COLOURS = {"sax": "#ffff60", "2ch": "#ff60ff", "3ch": "#60ffff", "4ch": "#ff9040"}
+
+
+def _panels(study: Study) -> list[tuple[str, Series, int]]:
+    """(title, series, slice) of the six columns; missing views are skipped."""
+    out = []
+    sax = study.views("sax")
+    if sax:
+        s = sax[0]
+        n = s.n_slices
+        for title, k in (("SAX base", min(1, n - 1)), ("SAX mid", n // 2),
+                         ("SAX apex", max(0, n - 2))):
+            out.append((title, s, k))
+    for view in ("2ch", "3ch", "4ch"):
+        for s in study.views(view)[:1]:
+            out.append((view.upper(), s, 0))
+    return out
+
+
+def render_montage(study: Study, path: str | Path, title: str = "") -> None:
+    """Write the montage PNG of ``study`` to ``path`` (atomically)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = _panels(study)
+    shown_planes = [(s.view, s.planes[k]) for _, s, k in panels]
+    phases = [("ED", "ed_frame"), ("ES", "es_frame")]
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.6),
+                             facecolor="black")
+    axes = np.atleast_2d(axes)
+    for row, (phase, attr) in enumerate(phases):
+        for col, (name, s, k) in enumerate(panels):
+            ax = axes[row, col]
+            f = getattr(s, attr)
+            f = 0 if f is None else int(f)
+            img = np.asarray(s.pixels[k, f], dtype=np.float32)
+            lo, hi = np.percentile(img, [1, 99.5])
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            if s.labels is not None and f in s.labelled_frames:
+                lab = np.asarray(s.labels[k, f])
+                for value, colour in LABEL_COLOURS.items():
+                    if np.any(lab == value):
+                        ax.contour(lab == value, levels=[0.5], colors=[colour],
+                                   linewidths=0.7)
+            plane = s.planes[k]
+            for view, other in shown_planes:
+                if other is plane or view == s.view:
+                    continue
+                _draw_line(ax, plane, other, VIEW_COLOURS.get(view, "white"))
+            ax.set_xlim(-0.5, plane.shape[1] - 0.5)
+            ax.set_ylim(plane.shape[0] - 0.5, -0.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name} {phase}", color="white", fontsize=9)
+    if title:
+        fig.suptitle(title, color="white", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=72, facecolor="black")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _draw_line(ax, plane: Plane, other: Plane, colour: str) -> None:
+    line = intersection_line(plane, other)
+    if line is None:
+        return
+    ends = line_endpoints(line, plane.shape)
+    if ends is None:
+        return
+    (i0, j0), (i1, j1) = ends
+    ax.plot([j0, j1], [i0, i1], color=colour, linewidth=0.8, alpha=0.8)
+
+
+# ----------------------------------------------------------------------- UK Biobank
+#: UK Biobank segmentation values -> planessl (ACDC) label values.
+UKBB_TO_ACDC = {0: 0, 1: 3, 2: 2, 3: 1, 4: 4, 5: 5}
+
+
+def _ukbb_series(folder: Path, name: str, view: str, seg: str | None) -> Series | None:
+    from planessl.io.nifti import read_volume
+
+    ed, es = folder / f"{name}_ED.nii.gz", folder / f"{name}_ES.nii.gz"
+    if not ed.exists() or not es.exists():
+        return None
+    vol_ed, planes = read_volume(ed)
+    vol_es, _ = read_volume(es)
+    # (X, Y, Z, 1) -> (S, F, H, W) with frames ED, ES.
+    pixels = np.stack([vol_ed[..., 0], vol_es[..., 0]], axis=-1).transpose(2, 3, 0, 1)
+    labels = None
+    if seg is not None and (folder / f"{seg}_ED.nii.gz").exists():
+        seg_ed, _ = read_volume(folder / f"{seg}_ED.nii.gz")
+        seg_es, _ = read_volume(folder / f"{seg}_ES.nii.gz")
+        raw = np.stack([seg_ed[..., 0], seg_es[..., 0]], axis=-1).transpose(2, 3, 0, 1)
+        lut = np.zeros(256, np.uint8)
+        for k, v in UKBB_TO_ACDC.items():
+            lut[k] = v
+        labels = lut[np.clip(np.rint(raw), 0, 255).astype(np.uint8)]
+    return Series(name=view, view=view, planes=planes, pixels=pixels.astype(np.float32),
+                  labels=labels, labelled_frames=[0, 1] if labels is not None else [],
+                  ed_frame=0, es_frame=1)
+
+
+def ukbb_study(folder: str | Path) -> Study:
+    """The ED/ES frames of a UK Biobank subject folder (``sa_ED.nii.gz`` ...) as a
+    :class:`Study` with labels converted to the ACDC convention."""
+    folder = Path(folder)
+    series = [s for s in (_ukbb_series(folder, "sa", "sax", "seg_sa"),
+                          _ukbb_series(folder, "la_2ch", "2ch", "seg_la_2ch"),
+                          _ukbb_series(folder, "la_4ch", "4ch", "seg4_la_4ch")) if s is not None]
+    return Study(id=folder.name, series=series)
+
+
+def main(argv: list[str] | None = None) -> int:
+    here = Path(__file__).resolve().parents[3]
+    default_ukbb = Path(os.environ.get("PLANESSL_SHARED_DATA", here / "../shared/data")) / \
+        "ukbb_demo" / "1"
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(here / "docs"), help="folder for the PNGs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--index", type=int, default=0)
+    ap.add_argument("--preset", default="full")
+    ap.add_argument("--ukbb", default=str(default_ukbb), help="UK Biobank subject folder")
+    args = ap.parse_args(argv)
+    from planessl.phantom import CLASS_NAMES, make_study
+
+    study = make_study(args.seed, args.index, args.preset)
+    out = Path(args.out)
+    render_montage(study, out / "phantom_montage.png",
+                   f"phantom seed {args.seed} subject {args.index} ({args.preset}, "
+                   f"{CLASS_NAMES[study.targets['class']]})")
+    print(out / "phantom_montage.png")
+    if Path(args.ukbb).is_dir():
+        render_montage(ukbb_study(args.ukbb), out / "ukbb_montage.png",
+                       "UK Biobank demo subject 1 (labels: automated segmentation)")
+        print(out / "ukbb_montage.png")
+    else:
+        print(f"no UK Biobank folder at {args.ukbb}; skipped its montage")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
