@@ -106,3 +106,20 @@ def test_classification_multiclass_and_single_class():
     assert r["accuracy"] == 1.0 and r["auc"] == pytest.approx(1.0)
     r1 = classification_metrics(probs[:2], np.array([0, 0]))
     assert r1["accuracy"] == 0.5 and math.isnan(r1["auc"])
+
+
+def test_mm_distances_equal_monai_metric_classes():
+    from monai.metrics import HausdorffDistanceMetric, SurfaceDistanceMetric
+    import torch
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:24, :24]
+    t = np.stack([((yy - 12) ** 2 + (xx - 11) ** 2 < 30 + 10 * k) for k in range(3)])
+    p = np.stack([((yy - 13) ** 2 / 1.5 + (xx - 12) ** 2 < 40 + 5 * k) for k in range(3)])
+    p[1, rng.integers(0, 24, 5), rng.integers(0, 24, 5)] = True  # stray pixels
+    spacing = (7.0, 1.3, 1.6)
+    hd, sd = surface_distances(p, t, spacing)
+    yp, yt = torch.as_tensor(p)[None, None].float(), torch.as_tensor(t)[None, None].float()
+    ref_hd = float(HausdorffDistanceMetric(percentile=95)(yp, yt, spacing=list(spacing))[0, 0])
+    ref_sd = float(SurfaceDistanceMetric(symmetric=True)(yp, yt, spacing=list(spacing))[0, 0])
+    assert hd == pytest.approx(ref_hd, rel=1e-5) and sd == pytest.approx(ref_sd, rel=1e-5)

@@ -9,8 +9,9 @@ Segmentation metrics are computed per volume (a SAX stack at one phase), per str
 - ``assd``: average symmetric surface distance (mean of both directed distance sets).
 
 Units. With a known voxel spacing ``(slice_step, di, dj)`` in mm the distances are in **mm**,
-computed in 3D by MONAI's ``HausdorffDistanceMetric(percentile=95)`` and
-``SurfaceDistanceMetric(symmetric=True)``. Without a known spacing (e.g. ACDC HDF5) the slice
+computed in 3D from MONAI's boundary distances (``get_edge_surface_distance``) with the
+definitions of ``HausdorffDistanceMetric(percentile=95)`` and
+``SurfaceDistanceMetric(symmetric=True)`` (the tests check equality with those classes). Without a known spacing (e.g. ACDC HDF5) the slice
 gap is unknown too, so a 3D distance would mix units; the distances are then in **in-plane
 pixels**, computed slice by slice (MONAI ``get_edge_surface_distance``) and pooled over the
 stack before taking the percentile / mean; a slice where only one of the two masks holds
@@ -28,6 +29,7 @@ Empty masks (documented rule, applied per structure and volume):
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -62,7 +64,6 @@ def surface_distances(pred: np.ndarray, truth: np.ndarray,
         spacing: ``(slice_step, di, dj)`` in mm, or ``None`` when unknown (then 2D per slice,
             in-plane pixels, pooled over slices).
     """
-    from monai.metrics import HausdorffDistanceMetric, SurfaceDistanceMetric
     from monai.metrics.utils import get_edge_surface_distance
 
     p, t = _as_bool(pred), _as_bool(truth)
@@ -74,29 +75,39 @@ def surface_distances(pred: np.ndarray, truth: np.ndarray,
     if has_p != has_t:
         return math.nan, math.nan
     if spacing is not None:
-        sp = [float(s) for s in spacing]
-        yp, yt = p[None, None].float(), t[None, None].float()
-        hd = HausdorffDistanceMetric(percentile=95, reduction="none")(yp, yt, spacing=sp)
-        sd = SurfaceDistanceMetric(symmetric=True, reduction="none")(yp, yt, spacing=sp)
-        return float(hd[0, 0]), float(sd[0, 0])
+        # One MONAI edge/distance pass gives both metrics, with the definitions of MONAI's
+        # HausdorffDistanceMetric(percentile=95) and SurfaceDistanceMetric(symmetric=True)
+        # (checked against those classes in the tests); calling both classes would compute
+        # the distance transforms twice.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            _, (d_pt, d_tp), _ = get_edge_surface_distance(p, t, spacing=[float(v) for v in spacing],
+                                                           symmetric=True, warn_empty=False)
+        return _hd95_assd([d_pt.flatten().double()], [d_tp.flatten().double()])
     # Unknown spacing: per-slice 2D distances, pooled per direction over the stack. MONAI has
     # no pooled-over-slices variant, so only the pooling (same definitions as MONAI) is ours.
     p_to_t: list[torch.Tensor] = []
     t_to_p: list[torch.Tensor] = []
     for k in range(p.shape[0]):
         ps, ts = p[k], t[k]
-        if not ps.any() and not ts.any():
-            continue
         if not ps.any() or not ts.any():
             # A slice where only one mask has the structure: its boundary pixels have no
             # partner in this slice; the 2D distance is undefined there, so the slice is skipped.
             continue
-        _, (d_pt, d_tp), _ = get_edge_surface_distance(ps, ts, spacing=None, symmetric=True,
-                                                       warn_empty=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            _, (d_pt, d_tp), _ = get_edge_surface_distance(ps, ts, spacing=None, symmetric=True,
+                                                           warn_empty=False)
         p_to_t.append(d_pt.flatten().double())
         t_to_p.append(d_tp.flatten().double())
     if not p_to_t:
         return math.nan, math.nan
+    return _hd95_assd(p_to_t, t_to_p)
+
+
+def _hd95_assd(p_to_t: list[torch.Tensor], t_to_p: list[torch.Tensor]) -> tuple[float, float]:
+    """MONAI's definitions: HD95 = larger of the directed 95th percentiles (linear
+    interpolation, ``torch.quantile``); ASSD = mean of both directed distance sets."""
     a, b = torch.cat(p_to_t), torch.cat(t_to_p)
     hd95 = max(float(torch.quantile(a, 0.95)), float(torch.quantile(b, 0.95)))
     assd = float(torch.cat([a, b]).mean())
