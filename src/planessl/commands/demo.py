@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--pretrain-steps", type=int, default=300)
     p.add_argument("--finetune-steps", type=int, default=150)
-    p.add_argument("--preset", default="small", help="backbone preset (default small)")
+    p.add_argument("--features", default="[8,16,32,64,128]",
+                   help="backbone channels per level (default [8,16,32,64,128])")
     p.add_argument("--image-size", type=int, default=64, help="input pixels (default 64)")
     p.add_argument("--spacing-mm", type=float, default=3.0, help="input pixel spacing (default 3 mm)")
     p.set_defaults(func=run)
@@ -60,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
         write_cache(cache, [make_study(0, i) for i in range(args.subjects)])
     pool = max(args.labelled) + 1
     test = max(4, args.subjects // 4)
-    grid = [f"model.preset={args.preset}", f"data.image_size={args.image_size}",
+    # One torch thread: on a small shared CPU, OpenMP threads spinning against other
+    # processes made a training step 10x slower than a single thread.
+    grid = [f"model.features={args.features}", f"data.image_size={args.image_size}",
             f"data.spacing_mm={args.spacing_mm}", "trainer.progress_bar=false",
-            "trainer.threads=2"]
+            "trainer.threads=1"]
     cfg = ExperimentConfig(
         data=str(cache.resolve()), task="segmentation", methods=["scratch", "multitask"],
         labelled=list(args.labelled), seeds=list(args.seeds),

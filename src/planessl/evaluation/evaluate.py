@@ -46,8 +46,10 @@ def read_index(pred_dir: Path) -> dict:
 
 
 def evaluate_segmentation(pred_dir: str | Path, cache_path: str | Path,
-                          echo: Callable[[str], None] = print) -> tuple[list[dict], dict]:
-    """Rows (one per volume) and a summary per phase and overall."""
+                          echo: Callable[[str], None] = print,
+                          distances: bool = True) -> tuple[list[dict], dict]:
+    """Rows (one per volume) and a summary per phase and overall (``distances=False``:
+    Dice only, HD95/ASSD left NaN)."""
     import nibabel as nib
 
     pred_dir = Path(pred_dir)
@@ -82,7 +84,7 @@ def evaluate_segmentation(pred_dir: str | Path, cache_path: str | Path,
                             f"the truth {truth.shape}")
             continue
         spacing = series_spacing(series)
-        result = segmentation_metrics(pred, truth, spacing)
+        result = segmentation_metrics(pred, truth, spacing, distances=distances)
         rows.append({"study": e["study"], "series": e["series"], "phase": e["phase"],
                      "unit": result["unit"], **flatten_metrics(result)})
     for p in problems:
