@@ -20,13 +20,6 @@ FT = TINY + ["finetune.steps=6", "finetune.val_every_n_steps=3", "split.val_size
 
 
 @pytest.fixture(scope="module")
-def phantom_cache(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("phantom")
-    write_cache(root / "cache", [make_study(0, i) for i in range(8)])
-    return root / "cache"
-
-
-@pytest.fixture(scope="module")
 def pretrain_run(phantom_cache, tmp_path_factory) -> Path:
     from planessl.config import PretrainConfig, load_config
     from planessl.pretraining import run_pretraining
@@ -215,7 +208,7 @@ def test_classification_finetune_predict_evaluate(phantom_cache, tmp_path, capsy
     assert main(["evaluate", "--pred", str(pred), "--truth", str(phantom_cache)]) == 0
     assert "accuracy" in capsys.readouterr().out
     summary = json.loads((pred / "evaluation.json").read_text())
-    assert summary["n_studies"] == 8 and 0.0 <= summary["accuracy"] <= 1.0
+    assert summary["n_studies"] == 10 and 0.0 <= summary["accuracy"] <= 1.0
 
 
 def test_experiment_runs_and_resumes(phantom_cache, tmp_path, capsys):
