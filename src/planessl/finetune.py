@@ -154,14 +154,15 @@ def make_split(cache: Cache, cfg: FinetuneConfig, n: int) -> Split:
 
 
 def inherit_from_pretrain(cfg: FinetuneConfig, pre: dict, overrides: list[str]) -> None:
-    """Take the backbone and input grid of the pretraining run unless overridden."""
+    """Take the backbone and input grid (size, spacing, clipping) of the pretraining run
+    unless overridden; the input views stay the fine-tuning task's own."""
     given = {o.split("=", 1)[0].strip() for o in overrides}
     model, data = pre.get("model") or {}, pre.get("data") or {}
     if "model.preset" not in given and model.get("preset"):
         cfg.model.preset = model["preset"]
     if "model.features" not in given and model.get("features") is not None:
         cfg.model.features = list(model["features"])
-    for key in ("image_size", "spacing_mm", "clip_percentiles", "input_views"):
+    for key in ("image_size", "spacing_mm", "clip_percentiles"):
         if f"data.{key}" not in given and data.get(key) is not None:
             setattr(cfg.data, key, data[key])
 
