@@ -1,6 +1,6 @@
 """``planessl demo``: the whole story on fresh phantom data, in minutes on a CPU.
 
-Phantom subjects -> cache -> (geometry check, when that demo step is installed) -> pretrain
+Geometry check on a real localizer (when installed) -> phantom subjects -> cache -> pretrain
 multitask on the unlabelled pool -> fine-tune with few labelled subjects, pretrained and from
 scratch -> evaluate on held-out subjects -> table (summary.md) and plot (dice_vs_n.png).
 """
@@ -32,14 +32,14 @@ def register(sub) -> None:
 
 
 def geometry_step(out: Path) -> None:
-    """The geometry check of the demo, when its module is present on this build."""
-    if importlib.util.find_spec("planessl.commands.demo_geometry") is None:
+    """First step: the geometry check (planes of a real localizer intersected), when the
+    module that provides it (``planessl.geometry_check``, branch ``foundation``) is present."""
+    if importlib.util.find_spec("planessl.geometry_check") is None:
+        print("geometry check: not in this build; skipped")
         return
-    from planessl.commands import demo_geometry
+    from planessl.geometry_check import run_geometry_check
 
-    check = getattr(demo_geometry, "geometry_check", None)
-    if callable(check):
-        check(out / "geometry")
+    run_geometry_check(out / "geometry")
 
 
 def run(args: argparse.Namespace) -> int:
