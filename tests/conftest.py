@@ -47,3 +47,14 @@ def random_plane(rng: np.random.Generator, shape=(64, 80), spacing=None) -> Plan
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def phantom_cache(tmp_path_factory) -> Path:
+    """A cache of 10 small phantom subjects (labels, ED/ES, class targets), made once."""
+    from planessl.cache import write_cache
+    from planessl.phantom import make_study
+
+    root = tmp_path_factory.mktemp("phantom")
+    write_cache(root / "cache", [make_study(0, i) for i in range(10)])
+    return root / "cache"

@@ -87,11 +87,13 @@ def test_show_lines_refuses_mixed_frames_of_reference(capsys, tmp_path):
     assert main(["show-lines", *files[:3], "--out", str(out), "--any-frame-of-reference"]) == 0
 
 
-def test_demo_writes_into_out(capsys, tmp_path):
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+def test_geometry_check_writes_into_out(capsys, tmp_path):
+    from planessl.geometry_check import run_geometry_check
+
+    run_geometry_check(tmp_path / "geometry")
     text = capsys.readouterr().out
     assert "localizer 1" in text and "localizer 2" in text
-    assert (tmp_path / "demo" / "localizer_1.png").exists()
+    assert (tmp_path / "geometry" / "localizer_1.png").exists()
 
 
 # ------------------------------------------------------------------- bad input

@@ -25,6 +25,10 @@ COMMAND_MODULES = (
     "check",
     "lines",
     "pretrain",
+    "finetune",
+    "predict",
+    "evaluate",
+    "experiment",
 )
 
 

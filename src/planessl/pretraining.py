@@ -38,7 +38,7 @@ def sample_spec(cfg: PretrainConfig):
 
 def run_pretraining(cfg: PretrainConfig, cache: str | Path | Cache, out_dir: str | Path,
                     resume: bool = False, callbacks: Iterable = (),
-                    command: Sequence[str] | None = None):
+                    command: Sequence[str] | None = None, ids: Sequence[str] | None = None):
     """Train a pretext task; returns the trained :class:`PretrainModule`.
 
     Writes the run folder described in :mod:`planessl.engine`, the validation heatmap
@@ -54,7 +54,11 @@ def run_pretraining(cfg: PretrainConfig, cache: str | Path | Cache, out_dir: str
     out_dir = Path(out_dir)
     cache = cache if isinstance(cache, Cache) else Cache(cache)
     spec = sample_spec(cfg)
-    ids = check_views(cache, spec.input_views, spec.line_channels, spec.slice_location)
+    usable = check_views(cache, spec.input_views, spec.line_channels, spec.slice_location)
+    # ``ids`` restricts pretraining to a subset (e.g. the few-label protocol's pretrain pool).
+    ids = usable if ids is None else [i for i in usable if i in set(ids)]
+    if not ids:
+        raise PlaneSSLError(f"{cache.path}: none of the selected studies can be used for pretraining")
     ckpt = last_checkpoint(out_dir) if resume else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = PretrainModule(cfg)

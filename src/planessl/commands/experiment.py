@@ -1,0 +1,27 @@
+"""``planessl experiment``: methods x N labelled studies x seeds, summarised against scratch."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("experiment", help="few-label experiment: methods x N x seeds",
+                       description="Pretrain once per method and seed, fine-tune every (method, N, "
+                                   "seed) cell, evaluate on the fixed test set; results.csv, "
+                                   "summary.md and dice_vs_n.png. Resumes without redoing "
+                                   "finished cells.")
+    p.add_argument("config", metavar="CONFIG.yaml",
+                   help="keys: data, task, methods, labelled, seeds, pretrain, finetune, lcc")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: 'experiment' beside the config)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from planessl.experiment import run_experiment
+
+    _, summary = run_experiment(args.config, args.out, args.overrides)
+    print(summary)
+    return 0

@@ -1,0 +1,269 @@
+"""The few-label experiment: methods x N labelled studies x seeds, against scratch.
+
+For every method other than ``scratch`` and every seed, one pretraining run on the
+protocol's pretrain pool (studies outside the labelled pool, validation and test sets);
+then for every (method, N, seed) cell: fine-tune, predict the fixed test set, evaluate.
+
+Output folder::
+
+    pretrain/<method>-s<seed>/       pretraining runs (reused when finished, resumed when not)
+    cells/<method>-n<N>-s<seed>/     fine-tuning run, pred/, evaluation.csv/json
+    results.csv                      one row per finished cell
+    summary.md                       mean ± std per method and N; paired difference to
+                                     scratch per seed with its sign count
+    dice_vs_n.png                    primary metric against N per method
+
+An interrupted experiment resumes: finished cells (in ``results.csv``) are not redone,
+an unfinished cell is redone from the start, an unfinished pretraining is resumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from planessl.config import config_to_dict, load_config
+from planessl.errors import PlaneSSLError
+from planessl.runinfo import save_run_info, write_text_atomic
+
+PRETEXTS = ("lines", "slices", "multitask")
+RESULTS = "results.csv"
+
+
+@dataclass
+class ExperimentConfig:
+    """What an experiment runs.
+
+    Attributes:
+        data: the cache (relative paths are relative to the config file).
+        task: ``segmentation`` or ``classification``.
+        methods: ``scratch`` and pretext names (``lines``, ``slices``, ``multitask``).
+        labelled: the N values.
+        seeds: seeds (each changes the N studies chosen, the initialisation and the order).
+        pretrain: ``key=value`` overrides of every pretraining run.
+        finetune: ``key=value`` overrides of every fine-tuning run (e.g. ``split.val_size=2``).
+        lcc: keep the largest connected component of each structure in predictions.
+        distances: compute HD95/ASSD per cell (``false``: Dice only, much faster).
+    """
+
+    data: str = ""
+    task: str = "segmentation"
+    methods: list[str] = field(default_factory=lambda: ["scratch", "multitask"])
+    labelled: list[int] = field(default_factory=lambda: [1, 2, 5])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    pretrain: list[str] = field(default_factory=list)
+    finetune: list[str] = field(default_factory=list)
+    lcc: bool = False
+    distances: bool = True
+
+
+def primary_metric(task: str) -> str:
+    return "mean_dice" if task == "segmentation" else "accuracy"
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def pretrain_once(method: str, seed: int, cache_path: Path, ids: list[str], overrides: list[str],
+                  out: Path, echo: Callable[[str], None]) -> Path:
+    """The pretraining run of (method, seed), trained unless already finished."""
+    from planessl.config import PretrainConfig
+    from planessl.engine import WEIGHTS_FILE
+    from planessl.pretraining import run_pretraining
+
+    if (out / WEIGHTS_FILE).is_file():
+        echo(f"pretraining {method} seed {seed}: done earlier ({out})")
+        return out
+    cfg = load_config(PretrainConfig, None, [f"task.name={method}", f"seed={seed}"] + overrides)
+    resume = (out / "checkpoints" / "last.ckpt").is_file()
+    echo(f"pretraining {method} seed {seed} on {len(ids)} studies"
+         + (" (resuming)" if resume else "") + f" -> {out}")
+    run_pretraining(cfg, cache_path, out, resume=resume, ids=ids)
+    return out
+
+
+def run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, cache_path: Path,
+             out: Path, echo: Callable[[str], None]) -> dict:
+    """Fine-tune, predict the test set and evaluate one cell; returns its results row."""
+    from planessl.evaluation.evaluate import (evaluate_classification, evaluate_segmentation,
+                                              write_results)
+    from planessl.finetune import finetune
+    from planessl.predict import predict_cache
+
+    if out.exists():
+        shutil.rmtree(out)  # an unfinished cell is redone from the start
+    t0 = time.time()
+    model = finetune(cache_path, n, init, out / "run", [f"finetune.task={cfg.task}"] + cfg.finetune,
+                     seed=seed, echo=echo)
+    split = json.loads((out / "run" / "split.json").read_text())
+    predict_cache(out / "run", cache_path, out / "pred", split["test"], lcc=cfg.lcc, echo=echo)
+    row = {"method": method, "n": n, "seed": seed}
+    if cfg.task == "segmentation":
+        rows, summary = evaluate_segmentation(out / "pred", cache_path, echo=echo,
+                                              distances=cfg.distances)
+        write_results(rows, summary, out)
+        for k, s in summary["all"].items():
+            row[k] = s["mean"]
+        row["unit"] = "/".join(summary["units"])
+        row["n_test_volumes"] = summary["n_volumes"]
+    else:
+        rows, summary = evaluate_classification(out / "pred", cache_path, echo=echo)
+        write_results(rows, summary, out)
+        row.update(accuracy=summary["accuracy"], auc=summary["auc"], n_test_studies=summary["n_studies"])
+    row["train_ids"] = " ".join(split["train"])
+    row["train_seconds"] = model["train_seconds"]
+    row["cell_seconds"] = round(time.time() - t0, 1)
+    return row
+
+
+def _fmt(values: list[float]) -> str:
+    v = np.array([x for x in values if not math.isnan(x)])
+    if v.size == 0:
+        return "–"
+    return f"{v.mean():.3f} ± {v.std():.3f}" if v.size > 1 else f"{v.mean():.3f}"
+
+
+def summarise_results(rows: list[dict], metric: str, methods: list[str], ns: list[int]) -> str:
+    """Markdown: mean ± std (over seeds) per method and N; paired difference to scratch."""
+    def val(r):
+        return float(r[metric]) if r.get(metric) not in (None, "") else math.nan
+
+    table = {(r["method"], int(r["n"]), int(r["seed"])): val(r) for r in rows}
+    seeds = sorted({s for (_, _, s) in table})
+    out = [f"# Few-label results ({metric}, mean ± std over seeds)", "",
+           "| method | " + " | ".join(f"N={n}" for n in ns) + " |",
+           "|---|" + "---|" * len(ns)]
+    for m in methods:
+        cells = [_fmt([table[(m, n, s)] for s in seeds if (m, n, s) in table]) for n in ns]
+        out.append(f"| {m} | " + " | ".join(cells) + " |")
+    if "scratch" in methods and len(methods) > 1:
+        out += ["", "## Paired difference to scratch (same N, same seed)", "",
+                "| method | " + " | ".join(f"N={n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+        for m in methods:
+            if m == "scratch":
+                continue
+            cells = []
+            for n in ns:
+                d = [table[(m, n, s)] - table[("scratch", n, s)] for s in seeds
+                     if (m, n, s) in table and ("scratch", n, s) in table]
+                d = [x for x in d if not math.isnan(x)]
+                if not d:
+                    cells.append("–")
+                    continue
+                pos, neg = sum(x > 0 for x in d), sum(x < 0 for x in d)
+                cells.append(f"{np.mean(d):+.3f} ± {np.std(d):.3f} ({pos}+/{neg}− of {len(d)})")
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def plot_results(rows: list[dict], metric: str, methods: list[str], ns: list[int], path: Path) -> None:
+    """PNG of the metric (mean ± std over seeds) against N, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    for m in methods:
+        xs, ys, es = [], [], []
+        for n in ns:
+            v = [float(r[metric]) for r in rows if r["method"] == m and int(r["n"]) == n
+                 and r.get(metric) not in (None, "")]
+            v = [x for x in v if not math.isnan(x)]
+            if v:
+                xs.append(n), ys.append(np.mean(v)), es.append(np.std(v))
+        if xs:
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=m)
+    ax.set_xscale("log")
+    ax.set_xticks(ns)
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.set_xlabel("labelled studies N")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None = None,
+                   overrides: list[str] | None = None,
+                   echo: Callable[[str], None] = print) -> tuple[list[dict], str]:
+    """Run (or resume) an experiment; returns the results rows and the summary Markdown."""
+    from planessl.cache import Cache
+    from planessl.finetune import load_config_for, make_split
+
+    if isinstance(config, ExperimentConfig):
+        cfg, base = config, Path.cwd()
+    else:
+        cfg = load_config(ExperimentConfig, config, overrides or [])
+        base = Path(config).resolve().parent
+    if not cfg.data:
+        raise PlaneSSLError("experiment config: 'data' (the cache) is required")
+    bad = [m for m in cfg.methods if m != "scratch" and m not in PRETEXTS]
+    if bad:
+        raise PlaneSSLError(f"experiment config: unknown method {bad[0]!r}; known: scratch, "
+                            f"{', '.join(PRETEXTS)}")
+    if not cfg.labelled or not cfg.seeds:
+        raise PlaneSSLError("experiment config: 'labelled' and 'seeds' must not be empty")
+    cache_path = Path(cfg.data) if Path(cfg.data).is_absolute() else base / cfg.data
+    out = Path(out) if out is not None else base / "experiment"
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Cache(cache_path)
+    # Check the split of the largest N once, before any training.
+    ft_cfg = load_config_for([f"finetune.task={cfg.task}"] + cfg.finetune)
+    split = make_split(cache, ft_cfg, max(cfg.labelled))
+    if any(m != "scratch" for m in cfg.methods) and not split.pretrain:
+        raise PlaneSSLError(f"{cache_path}: no studies left for pretraining outside the labelled "
+                            f"pool, validation and test sets; set split.pool_size in 'finetune'")
+    save_run_info(out, config_to_dict(cfg), None)
+    write_text_atomic(out / "split.json", json.dumps(split.to_dict(), indent=1))
+    metric = primary_metric(cfg.task)
+    rows = _read_rows(out / RESULTS)
+    done = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
+    for seed in cfg.seeds:
+        for method in cfg.methods:
+            todo = [n for n in cfg.labelled if (method, n, seed) not in done]
+            if not todo:
+                continue
+            init = "scratch"
+            if method != "scratch":
+                init = str(pretrain_once(method, seed, cache_path, split.pretrain, cfg.pretrain,
+                                         out / "pretrain" / f"{method}-s{seed}", echo))
+            for n in todo:
+                echo(f"cell {method} N={n} seed={seed}")
+                row = run_cell(method, n, seed, init, cfg, cache_path,
+                               out / "cells" / f"{method}-n{n}-s{seed}", echo)
+                rows.append(row)
+                _write_rows(out / RESULTS, rows)
+                echo(f"  {metric} = {float(row[metric]):.3f}")
+    summary = summarise_results(rows, metric, cfg.methods, sorted(cfg.labelled))
+    write_text_atomic(out / "summary.md", summary)
+    plot_results(rows, metric, cfg.methods, sorted(cfg.labelled), out / "dice_vs_n.png")
+    return rows, summary

@@ -1,0 +1,347 @@
+"""A fine-tuning run: few-label split, model (+ transferred weights), training, export.
+
+A run folder ``RUN2`` holds::
+
+    config.yaml, run_info.json   resolved configuration, seed, package versions
+    split.json                   train / val / test / pool / pretrain study ids
+    transfer.json                keys transferred, missing, unexpected (or "scratch")
+    checkpoints/                 Lightning checkpoints (best by validation, last)
+    metrics.csv (logs/)          training curves
+    weights.safetensors          the selected network's weights
+    model.json                   what `planessl predict` needs: task, classes, grid, backbone
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from planessl.cache import Cache
+from planessl.config import (AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainerConfig,
+                             config_to_dict, load_config)
+from planessl.errors import PlaneSSLError
+from planessl.evaluation.protocol import Split, few_label_split
+from planessl.runinfo import save_run_info, write_text_atomic
+
+TASKS = ("segmentation", "classification")
+MODEL_JSON = "model.json"
+
+
+@dataclass
+class FinetuneSection:
+    """Fine-tuning specifics.
+
+    Attributes:
+        task: ``segmentation`` or ``classification``.
+        transfer: ``encoder``, ``encoder+decoder`` or ``all-but-last`` (= encoder+decoder).
+        transferred_lr_scale: learning rate of transferred parameters relative to
+            ``optim.lr`` (0 freezes them).
+        lambda_ce, lambda_dice: weights of the cross-entropy and Dice terms (segmentation).
+        n_classes: segmentation classes including background (4: ACDC convention);
+            classification: 0 infers ``max(target) + 1`` from the labelled studies.
+        target_key: study target used for classification (e.g. ``class``, ``abnormal``).
+        steps: optimiser steps of training.
+        val_every_n_steps: validation (and checkpoint choice) interval in steps.
+        images_per_study: classification training images drawn per study and pass.
+    """
+
+    task: str = "segmentation"
+    transfer: str = "encoder+decoder"
+    transferred_lr_scale: float = 1.0
+    lambda_ce: float = 1.0
+    lambda_dice: float = 1.0
+    n_classes: int = 4
+    target_key: str = "class"
+    steps: int = 600
+    val_every_n_steps: int = 100
+    images_per_study: int = 4
+
+
+@dataclass
+class SplitConfig:
+    """The few-label protocol (see :mod:`planessl.evaluation.protocol`)."""
+
+    test_ids: list[str] | None = None
+    test_fraction: float = 0.2
+    val_size: int = 2
+    pool_size: int | None = None
+    split_seed: int = 0
+
+
+def _finetune_data() -> DataConfig:
+    return DataConfig(batch_size=8)
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything a fine-tuning run needs (saved resolved as ``config.yaml``)."""
+
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=_finetune_data)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+# ----------------------------------------------------------------------------- run folders
+def read_run_config(run: Path) -> dict:
+    """The ``config.yaml`` of a run folder as a dict (PlaneSSLError when absent)."""
+    import yaml
+
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise PlaneSSLError(f"{run}: not a planessl run folder (no config.yaml)")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def check_pretrain_run(run: Path) -> dict:
+    """The config of a pretraining run; refuses a fine-tuned model or a foreign folder."""
+    run = Path(run)
+    if not run.is_dir():
+        raise PlaneSSLError(f"{run}: --init must be a pretraining run folder or 'scratch'")
+    if (run / MODEL_JSON).is_file():
+        kind = json.loads((run / MODEL_JSON).read_text()).get("task", "?")
+        raise PlaneSSLError(f"{run}: is a fine-tuned {kind} model, not a pretraining run; "
+                            f"--init needs the output of `planessl pretrain`")
+    cfg = read_run_config(run)
+    if "task" not in cfg or "name" not in (cfg.get("task") or {}):
+        raise PlaneSSLError(f"{run}: config.yaml has no pretext task; not a `planessl pretrain` run")
+    return cfg
+
+
+def read_model(run: Path, task: str | None = None) -> dict:
+    """``model.json`` of a fine-tuned run, checked against the expected ``task``."""
+    run = Path(run)
+    path = run / MODEL_JSON
+    if not path.is_file():
+        what = "a pretraining run" if (run / "config.yaml").is_file() else "not a planessl run"
+        raise PlaneSSLError(f"{run}: no {MODEL_JSON} ({what}); --model needs the output of "
+                            f"`planessl finetune`")
+    model = json.loads(path.read_text())
+    if task is not None and model.get("task") != task:
+        raise PlaneSSLError(f"{run}: is a {model.get('task')} model, not {task}")
+    return model
+
+
+# ----------------------------------------------------------------------------- the run
+def labelled_ids(cache: Cache, task: str, target_key: str) -> list[str]:
+    """Studies usable as labelled examples for ``task``."""
+    if task == "segmentation":
+        return [e["id"] for e in cache.entries if e.get("labels")]
+    return [e["id"] for e in cache.entries if target_key in e.get("targets", {})]
+
+
+def make_split(cache: Cache, cfg: FinetuneConfig, n: int) -> Split:
+    """The few-label split of a cache for ``n`` labelled studies (PlaneSSLError when the
+    cache has no labels for the task or ``n`` exceeds the pool)."""
+    task = cfg.finetune.task
+    ids = labelled_ids(cache, task, cfg.finetune.target_key)
+    if not ids:
+        what = "segmentation labels" if task == "segmentation" else f"target {cfg.finetune.target_key!r}"
+        raise PlaneSSLError(f"{cache.path}: no study has {what}; fine-tuning needs labelled data")
+    s = cfg.split
+    return few_label_split(cache.ids, ids, n, cfg.seed, test_ids=s.test_ids,
+                           test_fraction=s.test_fraction, val_size=s.val_size,
+                           pool_size=s.pool_size, split_seed=s.split_seed)
+
+
+def inherit_from_pretrain(cfg: FinetuneConfig, pre: dict, overrides: list[str]) -> None:
+    """Take the backbone and input grid (size, spacing, clipping) of the pretraining run
+    unless overridden; the input views stay the fine-tuning task's own."""
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    model, data = pre.get("model") or {}, pre.get("data") or {}
+    if "model.preset" not in given and model.get("preset"):
+        cfg.model.preset = model["preset"]
+    if "model.features" not in given and model.get("features") is not None:
+        cfg.model.features = list(model["features"])
+    for key in ("image_size", "spacing_mm", "clip_percentiles"):
+        if f"data.{key}" not in given and data.get(key) is not None:
+            setattr(cfg.data, key, data[key])
+
+
+def grid_of(cfg: FinetuneConfig) -> dict:
+    """The resolved input grid (pixels, mm) of a configuration."""
+    from planessl.models.backbone import PRESETS
+
+    preset = PRESETS.get(cfg.model.preset, PRESETS["small"])
+    return {"image_size": int(cfg.data.image_size or preset.image_size),
+            "spacing_mm": float(cfg.data.spacing_mm or preset.spacing_mm),
+            "clip_percentiles": [float(v) for v in cfg.data.clip_percentiles],
+            "input_views": list(cfg.data.input_views)}
+
+
+def features_of(cfg: FinetuneConfig) -> list[int]:
+    from planessl.models.backbone import PRESETS
+
+    if cfg.model.features:
+        return [int(f) for f in cfg.model.features]
+    if cfg.model.preset not in PRESETS:
+        raise PlaneSSLError(f"unknown model.preset {cfg.model.preset!r}; known: {', '.join(PRESETS)}")
+    return list(PRESETS[cfg.model.preset].features)
+
+
+def build_net(task: str, features: list[int], n_classes: int):
+    """The network of a fine-tuning task."""
+    from planessl.models.backbone import UNetBackbone
+    from planessl.tasks.classification import ClassificationNet
+    from planessl.tasks.segmentation import SegmentationNet
+
+    backbone = UNetBackbone(1, tuple(features))
+    return (SegmentationNet(backbone, n_classes) if task == "segmentation"
+            else ClassificationNet(backbone, n_classes))
+
+
+def load_config_for(overrides: list[str], config_file: str | None = None) -> FinetuneConfig:
+    return load_config(FinetuneConfig, config_file, overrides)
+
+
+def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path,
+             overrides: list[str] | None = None, seed: int | None = None,
+             config_file: str | None = None, echo: Callable[[str], None] = print) -> dict:
+    """Run one fine-tuning; returns ``model.json``'s content (plus timing).
+
+    Args:
+        cache_path: planessl cache with labels (segmentation) or targets (classification).
+        n_labelled: number of labelled training studies.
+        init: a pretraining run folder, or ``"scratch"``.
+        out: the run folder to create.
+        overrides: ``key=value`` configuration overrides.
+        seed: overrides ``seed``.
+    """
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from planessl.data.labelled import (ClassificationDataset, GridSpec, SegmentationDataset,
+                                        study_target)
+    from planessl.data.transforms import PlaneAugment
+    from planessl.engine import WEIGHTS_FILE, build_trainer, save_weights
+    from planessl.tasks.classification import ClassificationTask
+    from planessl.tasks.segmentation import SegmentationTask
+    from planessl.tasks.transfer import load_weights, report_transfer, transfer_backbone
+
+    overrides = list(overrides or [])
+    cfg = load_config_for(overrides, config_file)
+    if seed is not None:
+        cfg.seed = int(seed)
+    ft = cfg.finetune
+    if ft.task not in TASKS:
+        raise PlaneSSLError(f"unknown task {ft.task!r}; known: {', '.join(TASKS)}")
+    pre_cfg = None
+    if init != "scratch":
+        pre_cfg = check_pretrain_run(Path(init))
+        inherit_from_pretrain(cfg, pre_cfg, overrides)
+    cache = Cache(cache_path)
+    split = make_split(cache, cfg, n_labelled)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    grid = grid_of(cfg)
+    features = features_of(cfg)
+    if grid["image_size"] % (2 ** (len(features) - 1)):
+        raise PlaneSSLError(f"data.image_size {grid['image_size']} is not divisible by "
+                            f"2^{len(features) - 1} (the backbone's poolings)")
+    n_classes = ft.n_classes
+    if ft.task == "classification" and n_classes <= 0:
+        values = [study_target(cache.entry(i), ft.target_key) for i in split.train + split.val + split.test]
+        n_classes = max(2, max(v for v in values if v is not None) + 1)
+    save_run_info(out, config_to_dict(cfg), cfg.seed)
+    write_text_atomic(out / "split.json", json.dumps(split.to_dict(), indent=1))
+
+    pl.seed_everything(cfg.seed, workers=True)
+    if cfg.trainer.threads > 0:
+        torch.set_num_threads(cfg.trainer.threads)
+    net = build_net(ft.task, features, n_classes)
+    transferred: list[str] = []
+    if pre_cfg is not None:
+        weights, wpath = load_weights(Path(init))
+        report = transfer_backbone(net.backbone, weights, ft.transfer, source_name=str(wpath))
+        transferred = report["transferred"]
+        report_transfer(report, out, echo)
+    else:
+        write_text_atomic(out / "transfer.json", json.dumps({"scope": "scratch", "transferred": [],
+                                                             "missing": [], "unexpected": []}))
+    spec = GridSpec(grid["image_size"], grid["spacing_mm"], tuple(grid["clip_percentiles"]),
+                    tuple(grid["input_views"]))
+    aug = cfg.augment
+    augment = (PlaneAugment(aug.rotation_deg, tuple(aug.zoom), aug.shift_mm, aug.flip)
+               if aug.enabled else None)
+    opt = dict(lr=cfg.optim.lr, transferred_lr_scale=ft.transferred_lr_scale,
+               weight_decay=cfg.optim.weight_decay, step_epochs=cfg.optim.step_epochs,
+               step_gamma=cfg.optim.step_gamma)
+    if ft.task == "segmentation":
+        train_ds = SegmentationDataset(cache, split.train, spec, augment, n_classes)
+        val_ds = (SegmentationDataset(cache, split.val, spec, None, n_classes, edes_only=True)
+                  if split.val else None)
+        module = SegmentationTask(net, transferred, lambda_ce=ft.lambda_ce,
+                                  lambda_dice=ft.lambda_dice, **opt)
+        monitor = "val_dice"
+    else:
+        train_ds = ClassificationDataset(cache, split.train, spec, ft.target_key, augment,
+                                         ft.images_per_study)
+        val_ds = (ClassificationDataset(cache, split.val, spec, ft.target_key, None, ft.images_per_study)
+                  if split.val else None)
+        module = ClassificationTask(net, transferred, **opt)
+        monitor = "val_acc"
+
+    # One "epoch" = val_every_n_steps batches drawn with replacement, so validation,
+    # checkpoint choice and the lr step decay are in optimiser steps whatever N is.
+    bs = cfg.data.batch_size
+    interval = max(1, min(ft.val_every_n_steps, ft.steps))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_dl = DataLoader(train_ds, batch_size=bs, num_workers=cfg.data.num_workers,
+                          sampler=RandomSampler(train_ds, replacement=True,
+                                                num_samples=interval * bs, generator=gen),
+                          drop_last=True, persistent_workers=cfg.data.num_workers > 0)
+    val_dl = (DataLoader(val_ds, batch_size=bs, num_workers=cfg.data.num_workers)
+              if val_ds is not None else None)
+    tr = dataclasses.replace(cfg.trainer, max_steps=ft.steps, max_epochs=-1, val_every_n_epochs=1,
+                             log_every_n_steps=min(cfg.trainer.log_every_n_steps, interval))
+    trainer = build_trainer(tr, out, monitor=monitor if val_dl is not None else None, mode="max",
+                            use_distributed_sampler=False)
+    t0 = time.time()
+    trainer.fit(module, train_dl, val_dl)
+    train_s = time.time() - t0
+    ckpt = trainer.checkpoint_callback
+    best = ckpt.best_model_path if val_dl is not None else ""
+    best_score = ckpt.best_model_score if val_dl is not None else None
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    save_weights(module.net.state_dict(), out / WEIGHTS_FILE,
+                 metadata={"task": ft.task, "n_classes": str(n_classes)})
+    model = {"task": ft.task, "n_classes": n_classes, "features": features,
+             "grid": grid, "target_key": ft.target_key, "init": str(init),
+             "transfer": ft.transfer if pre_cfg is not None else "scratch",
+             "selected": "best" if best else "last",
+             "monitor": monitor if val_dl is not None else None,
+             "best_score": None if best_score is None else float(best_score),
+             "train_seconds": round(train_s, 1), "steps": ft.steps, "seed": cfg.seed,
+             "n_labelled": n_labelled}
+    if model["best_score"] is not None and math.isnan(model["best_score"]):
+        model["best_score"] = None
+    write_text_atomic(out / MODEL_JSON, json.dumps(model, indent=1))
+    echo(f"fine-tuned {ft.task} on {n_labelled} labelled studies ({', '.join(split.train)}) "
+         f"in {train_s:.0f} s; weights: {out / WEIGHTS_FILE}")
+    return model
+
+
+def load_finetuned(run: str | Path, task: str | None = None):
+    """``(net, model_json)`` of a fine-tuned run, weights loaded, in eval mode."""
+    from planessl.tasks.transfer import load_weights
+
+    model = read_model(Path(run), task)
+    net = build_net(model["task"], model["features"], model["n_classes"])
+    weights, path = load_weights(Path(run))
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise PlaneSSLError(f"{path}: weights do not match {MODEL_JSON} ({str(exc).splitlines()[0]})") from None
+    return net.eval(), model

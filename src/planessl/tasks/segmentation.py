@@ -1,0 +1,111 @@
+"""Target task: 2D segmentation (ACDC convention: background, RV, myocardium, LV) by
+fine-tuning a (pretrained) U-Net backbone with a new 1x1-conv head.
+
+Optimiser: Adam with two parameter groups — transferred parameters at
+``lr * transferred_lr_scale`` and new parameters at ``lr`` — and an optional step decay.
+Loss: MONAI ``DiceCELoss`` (weights ``lambda_ce`` / ``lambda_dice``; either may be 0).
+Validation: mean foreground Dice over validation images (MONAI ``DiceMetric``), logged as
+``val_dice`` for checkpoint selection.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from planessl.models.backbone import UNetBackbone
+
+
+class SegmentationNet(nn.Module):
+    """Backbone + 1x1 conv head to ``n_classes`` logits (B, n_classes, H, W)."""
+
+    def __init__(self, backbone: UNetBackbone, n_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Conv2d(backbone.out_channels, n_classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)[0])
+
+
+def param_groups(model: nn.Module, transferred: Iterable[str], lr: float,
+                 transferred_lr_scale: float, weight_decay: float = 0.0) -> list[dict]:
+    """Adam parameter groups: ``backbone.<key>`` in ``transferred`` vs the rest. A scale of 0
+    freezes the transferred parameters."""
+    names = {f"backbone.{k}" for k in transferred}
+    old, new = [], []
+    for name, p in model.named_parameters():
+        (old if name in names else new).append(p)
+    groups = [{"params": new, "lr": lr, "weight_decay": weight_decay, "name": "new"}]
+    if old:
+        if transferred_lr_scale == 0:
+            for p in old:
+                p.requires_grad_(False)
+        else:
+            groups.append({"params": old, "lr": lr * transferred_lr_scale,
+                           "weight_decay": weight_decay, "name": "transferred"})
+    return groups
+
+
+class SegmentationTask(pl.LightningModule):
+    """Fine-tuning LightningModule for segmentation.
+
+    Args:
+        net: the network.
+        transferred: backbone keys that were loaded from a pretrained run.
+        lr, transferred_lr_scale, weight_decay, step_epochs, step_gamma: optimiser.
+        lambda_ce, lambda_dice: loss weights of ``DiceCELoss``.
+    """
+
+    def __init__(self, net: SegmentationNet, transferred: Iterable[str] = (), lr: float = 1e-3,
+                 transferred_lr_scale: float = 1.0, weight_decay: float = 0.0,
+                 step_epochs: int = 0, step_gamma: float = 0.5, lambda_ce: float = 1.0,
+                 lambda_dice: float = 1.0) -> None:
+        super().__init__()
+        from monai.losses import DiceCELoss
+        from monai.metrics import DiceMetric
+
+        self.net = net
+        self.transferred = list(transferred)
+        self.opt = dict(lr=lr, transferred_lr_scale=transferred_lr_scale, weight_decay=weight_decay,
+                        step_epochs=step_epochs, step_gamma=step_gamma)
+        self.n_classes = net.head.out_channels
+        self.loss = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
+                               lambda_ce=lambda_ce, lambda_dice=lambda_dice)
+        self.val_metric = DiceMetric(include_background=False, reduction="mean_batch",
+                                     ignore_empty=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self(batch["image"]), batch["label"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["label"])
+        pred = nn.functional.one_hot(logits.argmax(1), self.n_classes).permute(0, 3, 1, 2)
+        truth = nn.functional.one_hot(batch["label"][:, 0], self.n_classes).permute(0, 3, 1, 2)
+        self.val_metric(pred, truth)
+        self.log("val_loss", loss, batch_size=batch["image"].shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        per_class = self.val_metric.aggregate()
+        self.val_metric.reset()
+        per_class = torch.nan_to_num(per_class, nan=0.0)
+        self.log("val_dice", per_class.mean(), prog_bar=True)
+
+    def configure_optimizers(self):
+        o = self.opt
+        groups = param_groups(self.net, self.transferred, o["lr"], o["transferred_lr_scale"],
+                              o["weight_decay"])
+        optimiser = torch.optim.Adam(groups)
+        if o["step_epochs"] > 0:
+            sched = torch.optim.lr_scheduler.StepLR(optimiser, o["step_epochs"], o["step_gamma"])
+            return {"optimizer": optimiser, "lr_scheduler": sched}
+        return optimiser
