@@ -9,7 +9,9 @@ neighbour on the same (augmented) target plane, so they stay aligned with the im
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -85,7 +87,33 @@ def labels_to_source(probs: np.ndarray, grid: Plane, source: Plane) -> np.ndarra
     return back.argmax(0).astype(np.uint8)
 
 
-class SegmentationDataset(Dataset):
+class OpenStudies:
+    """Lazily opened, memory-mapped studies of a cache for a Dataset, at most
+    :attr:`max_open` at a time (each open study holds its arrays' file mappings), reopened
+    in each worker process (the cache handle is not pickled)."""
+
+    cache_path: Path
+    max_open: int = 32
+
+    def _study(self, sid: str) -> Study:
+        opened = self.__dict__.setdefault("_studies", OrderedDict())
+        if self.__dict__.get("_cache") is None:
+            self._cache = Cache(self.cache_path)
+        if sid in opened:
+            opened.move_to_end(sid)
+        else:
+            opened[sid] = self._cache.load(sid)
+            while len(opened) > self.max_open:
+                opened.popitem(last=False)
+        return opened[sid]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_cache"], state["_studies"] = None, OrderedDict()
+        return state
+
+
+class SegmentationDataset(OpenStudies, Dataset):
     """Every labelled 2D image (slice x labelled frame) of the given studies.
 
     Items: ``image`` (1, H, W) float32, ``label`` (1, H, W) int64. Label values of
@@ -107,8 +135,6 @@ class SegmentationDataset(Dataset):
         if not self.items:
             raise PlaneSSLError(f"{cache.path}: no labelled {'/'.join(spec.input_views)} images "
                                 f"in the {len(ids)} selected studies")
-        self._cache: Cache | None = None
-        self._studies: dict[str, Study] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -123,19 +149,6 @@ class SegmentationDataset(Dataset):
         label[label >= self.n_classes] = 0
         return {"image": torch.from_numpy(image[None]), "label": torch.from_numpy(label[None])}
 
-    def _study(self, sid: str) -> Study:
-        # Studies are memory-mapped: keeping them open costs only their metadata.
-        if self._cache is None:
-            self._cache, self._studies = Cache(self.cache_path), {}
-        if sid not in self._studies:
-            self._studies[sid] = self._cache.load(sid)
-        return self._studies[sid]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_cache"], state["_studies"] = None, {}
-        return state
-
 
 def study_target(study_entry: dict, key: str) -> int | None:
     """The integer class ``key`` of a study (manifest entry), or ``None``."""
@@ -143,7 +156,7 @@ def study_target(study_entry: dict, key: str) -> int | None:
     return None if value is None else int(value)
 
 
-class ClassificationDataset(Dataset):
+class ClassificationDataset(OpenStudies, Dataset):
     """Study-level classification: each item is one image of a study with the study's class.
 
     Training draws a random slice and frame of an input view per item (``images_per_study``
@@ -167,8 +180,6 @@ class ClassificationDataset(Dataset):
                 raise PlaneSSLError(f"{cache.path}: study {sid} has no {'/'.join(spec.input_views)} images")
             self.studies.append((sid, target, images))
         self.images_per_study = images_per_study
-        self._cache: Cache | None = None
-        self._studies: dict[str, Study] = {}
 
     def __len__(self) -> int:
         return len(self.studies) * self.images_per_study
@@ -180,16 +191,3 @@ class ClassificationDataset(Dataset):
         series = self._study(sid).series[s_idx]
         image, _ = image_on_grid(series.pixels[k, f], series.planes[k], self.spec, self.augment, rng)
         return {"image": torch.from_numpy(image[None]), "target": torch.tensor(target)}
-
-    def _study(self, sid: str) -> Study:
-        # Studies are memory-mapped: keeping them open costs only their metadata.
-        if self._cache is None:
-            self._cache, self._studies = Cache(self.cache_path), {}
-        if sid not in self._studies:
-            self._studies[sid] = self._cache.load(sid)
-        return self._studies[sid]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_cache"], state["_studies"] = None, {}
-        return state
