@@ -240,3 +240,8 @@ def test_experiment_runs_and_resumes(phantom_cache, tmp_path, capsys):
     redone = [p for p, t in stamp.items() if p.stat().st_mtime != t]
     assert len(redone) == 1
     assert len((out / "results.csv").read_text().strip().splitlines()) == 5
+    # resuming with a different fine-tuning recipe would mix results: refused
+    cfg["finetune"] = FT + ["finetune.steps=4"]
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["experiment", str(path), "--out", str(out)]) == 2
+    assert "different 'finetune'" in capsys.readouterr().err

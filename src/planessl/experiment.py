@@ -212,6 +212,34 @@ def plot_results(rows: list[dict], metric: str, methods: list[str], ns: list[int
     tmp.replace(path)
 
 
+#: Keys that may change between runs into the same folder: they add cells, they do not
+#: change how a finished cell was made.
+GROWABLE_KEYS = ("methods", "labelled", "seeds")
+
+
+def check_resumable(out: Path, config: dict) -> None:
+    """Refuse to resume into ``out`` when its finished cells were made with another
+    configuration (only methods, N values and seeds may be added).
+
+    Raises:
+        PlaneSSLError: naming the first key that differs.
+    """
+    import yaml
+
+    saved_path = out / "config.yaml"
+    if not (out / RESULTS).is_file() or not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text()) or {}
+    for key in sorted(set(saved) | set(config)):
+        if key in GROWABLE_KEYS:
+            continue
+        if saved.get(key) != config.get(key):
+            raise PlaneSSLError(
+                f"{out}: its results were made with a different '{key}' "
+                f"({saved.get(key)!r}, now {config.get(key)!r}); use a new --out folder "
+                f"(only methods, labelled and seeds may change when resuming)")
+
+
 def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None = None,
                    overrides: list[str] | None = None,
                    echo: Callable[[str], None] = print) -> tuple[list[dict], str]:
@@ -242,6 +270,7 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     if any(m != "scratch" for m in cfg.methods) and not split.pretrain:
         raise PlaneSSLError(f"{cache_path}: no studies left for pretraining outside the labelled "
                             f"pool, validation and test sets; set split.pool_size in 'finetune'")
+    check_resumable(out, config_to_dict(cfg))
     save_run_info(out, config_to_dict(cfg), None)
     write_text_atomic(out / "split.json", json.dumps(split.to_dict(), indent=1))
     metric = primary_metric(cfg.task)
