@@ -9,9 +9,7 @@ neighbour on the same (augmented) target plane, so they stay aligned with the im
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -19,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from planessl.cache import Cache
+from planessl.data.studies import OpenStudies
 from planessl.data.transforms import (PlaneAugment, input_plane, normalise_intensity,
                                       resample_to_plane)
 from planessl.errors import PlaneSSLError
@@ -85,32 +84,6 @@ def labels_to_source(probs: np.ndarray, grid: Plane, source: Plane) -> np.ndarra
     back = np.stack([resample_to_plane(p, grid, source, order=1, cval=1.0 if c == 0 else 0.0,
                                        antialias=False) for c, p in enumerate(probs)])
     return back.argmax(0).astype(np.uint8)
-
-
-class OpenStudies:
-    """Lazily opened, memory-mapped studies of a cache for a Dataset, at most
-    :attr:`max_open` at a time (each open study holds its arrays' file mappings), reopened
-    in each worker process (the cache handle is not pickled)."""
-
-    cache_path: Path
-    max_open: int = 32
-
-    def _study(self, sid: str) -> Study:
-        opened = self.__dict__.setdefault("_studies", OrderedDict())
-        if self.__dict__.get("_cache") is None:
-            self._cache = Cache(self.cache_path)
-        if sid in opened:
-            opened.move_to_end(sid)
-        else:
-            opened[sid] = self._cache.load(sid)
-            while len(opened) > self.max_open:
-                opened.popitem(last=False)
-        return opened[sid]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_cache"], state["_studies"] = None, OrderedDict()
-        return state
 
 
 class SegmentationDataset(OpenStudies, Dataset):

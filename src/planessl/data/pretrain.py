@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from planessl.cache import Cache
+from planessl.data.studies import OpenStudies
 from planessl.data.transforms import (PlaneAugment, input_plane, normalise_intensity,
                                       resample_to_plane)
 from planessl.errors import PlaneSSLError
@@ -120,7 +121,7 @@ def make_sample(study: Study, series_idx: int, slice_idx: int, frame: int, spec:
             "spacing": torch.tensor(target.spacing, dtype=torch.float32)}
 
 
-class PretrainDataset(Dataset):
+class PretrainDataset(OpenStudies, Dataset):
     """Pretext samples over the studies ``ids`` of a cache.
 
     Args:
@@ -146,7 +147,6 @@ class PretrainDataset(Dataset):
         self.ids = list(ids)
         self.spec, self.augment, self.sampling = spec, augment, sampling
         self.seed, self.repeats = int(seed), int(repeats)
-        self._cache: Cache | None = cache
         self.index: np.ndarray | None = None
         if sampling == "all":
             rows = []
@@ -163,19 +163,14 @@ class PretrainDataset(Dataset):
             return len(self.index)
         return len(self.ids) * self.repeats
 
-    def _get_cache(self) -> Cache:
-        if self._cache is None:
-            self._cache = Cache(self.cache_path)
-        return self._cache
-
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, idx = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, int(epoch), int(idx)])
         if self.index is not None:
             k, s_idx, slc, frame = (int(v) for v in self.index[idx])
-            study = self._get_cache().load(self.ids[k])
+            study = self._study(self.ids[k])
         else:
-            study = self._get_cache().load(self.ids[idx % len(self.ids)])
+            study = self._study(self.ids[idx % len(self.ids)])
             choices = input_images(study, self.spec.input_views)
             if not choices:
                 raise PlaneSSLError(f"study {study.id} has no input view "
@@ -185,11 +180,6 @@ class PretrainDataset(Dataset):
             s_idx, slc = slices[int(rng.integers(len(slices)))]
             frame = int(rng.integers(study.series[s_idx].n_frames))
         return make_sample(study, s_idx, slc, frame, self.spec, self.augment, rng)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_cache"] = None  # workers reopen the index; no study data is ever held
-        return state
 
 
 class EpochSampler(Sampler):
