@@ -20,6 +20,7 @@ Writes ``benchmarks/results/pretrain_phantom.{csv,md}`` and ``docs/pretrain_phan
 from __future__ import annotations
 
 import argparse
+import os
 import csv
 import shutil
 import time
@@ -174,8 +175,8 @@ def main() -> None:
           f"Multitask (lines 2CH/4CH + slice location), preset `{cfg.model.preset}`, "
           f"{spec.image_size} x {spec.image_size} at {spec.spacing_mm} mm, batch "
           f"{cfg.data.batch_size}; {len(train_ids)} training / {len(val_ids)} held-out "
-          f"phantom studies; {steps} steps in {train_s / 60:.1f} min on 2 CPU cores "
-          "(shared with other jobs). Evaluation: every SAX slice of each held-out study at "
+          f"phantom studies; {steps} steps in {train_s / 60:.1f} min on {os.cpu_count()} CPU cores "
+          f"(load average {os.getloadavg()[0]:.1f} at the end). Evaluation: every SAX slice of each held-out study at "
           "two frames, no augmentation.", "",
           "| metric | channel | model (mean) | model (median) | chance: random line | chance: mean training line | n |",
           "|---|---|---|---|---|---|---|"]
