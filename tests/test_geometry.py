@@ -213,3 +213,25 @@ def test_planes_from_affine_ras_to_lps_and_voxel_indexing():
     sheared[0, 0] = 1.0
     with pytest.raises(GeometryError, match="sheared"):
         planes_from_affine(sheared, (4, 5, 3))
+
+
+def test_affine_from_planes_inverts_planes_from_affine():
+    """Stack affine (RAS and LPS) round-trips through the per-slice planes; the RAS one
+    maps voxel (i, j, k) to the world point of pixel (i, j) of slice k, flipped to RAS."""
+    from planessl.geometry import affine_from_planes, planes_from_affine
+
+    rng = np.random.default_rng(7)
+    for ras in (True, False):
+        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        affine = np.eye(4)
+        affine[:3, :3] = q * np.array([1.3, 0.9, 7.5])
+        affine[:3, 3] = rng.normal(size=3) * 50
+        planes = planes_from_affine(affine, (20, 30, 6), ras=ras)
+        np.testing.assert_allclose(affine_from_planes(planes, ras=ras), affine, atol=1e-9)
+        lps = planes[4].pixel_to_world(3.0, 11.0)
+        world = affine @ np.array([3.0, 11.0, 4.0, 1.0])
+        expected = world[:3] * ([-1, -1, 1] if ras else 1)
+        np.testing.assert_allclose(lps, expected, atol=1e-9)
+    one = planes_from_affine(affine, (20, 30, 1), ras=False)
+    np.testing.assert_allclose(affine_from_planes(one, ras=False)[:3, 2],
+                               one[0].normal * one[0].thickness, atol=1e-9)

@@ -142,16 +142,6 @@ class Plane:
         """World position (mm) of the centre of the field of view."""
         return self.pixel_to_world((self.shape[0] - 1) / 2, (self.shape[1] - 1) / 2)
 
-    def affine(self) -> np.ndarray:
-        """4x4 matrix mapping ``(i, j, 0, 1)`` to LPS mm (third column: normal x thickness)."""
-        di, dj = self.spacing
-        out = np.eye(4)
-        out[:3, 0] = self.col_dir * di
-        out[:3, 1] = self.row_dir * dj
-        out[:3, 2] = self.normal * (self.thickness or 1.0)
-        out[:3, 3] = self.origin
-        return out
-
     # ------------------------------------------------------------ transforms
     def _with(self, **changes) -> "Plane":
         values = dict(origin=self.origin, row_dir=self.row_dir, col_dir=self.col_dir,
@@ -290,6 +280,28 @@ def planes_from_affine(affine: np.ndarray, shape: Sequence[int], ras: bool = Tru
         thickness = float(dk)
     return [Plane(origin=t + k * m[:, 2], row_dir=row, col_dir=col, spacing=(di, dj),
                   shape=shape[:2], thickness=thickness) for k in range(nk)]
+
+
+def affine_from_planes(planes: Sequence[Plane], ras: bool = True) -> np.ndarray:
+    """4x4 voxel-to-world affine of a stack whose voxel ``(i, j, k)`` is pixel ``(i, j)`` of
+    ``planes[k]``: the inverse of :func:`planes_from_affine`.
+
+    The planes must be parallel and evenly spaced (the third column is the mean step from
+    the first to the last origin, mm); for one plane it is normal x thickness (1 mm when
+    unknown). ``ras=True`` gives a NIfTI (RAS) affine, ``False`` an LPS one.
+    """
+    p0 = planes[0]
+    out = np.eye(4)
+    out[:3, 0] = p0.col_dir * p0.spacing[0]
+    out[:3, 1] = p0.row_dir * p0.spacing[1]
+    if len(planes) > 1:
+        out[:3, 2] = (planes[-1].origin - p0.origin) / (len(planes) - 1)
+    else:
+        out[:3, 2] = p0.normal * (p0.thickness or 1.0)
+    out[:3, 3] = p0.origin
+    if ras:
+        out[:3] = RAS_TO_LPS @ out[:3]  # the same diagonal flip maps LPS to RAS
+    return out
 
 
 # --------------------------------------------------------------------------- lines

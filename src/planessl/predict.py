@@ -23,26 +23,17 @@ from typing import Callable, Sequence
 import numpy as np
 
 from planessl.errors import InputFileError, PlaneSSLError
-from planessl.geometry import Plane
+from planessl.geometry import Plane, affine_from_planes
 from planessl.runinfo import write_text_atomic
 
 INDEX = "predictions.json"
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 def stack_affine(planes: Sequence[Plane], spacing_known: bool = True) -> np.ndarray:
     """4x4 RAS affine of voxel ``(i, j, k)`` of a stack (identity without geometry)."""
     if not spacing_known:
         return np.eye(4)
-    p0 = planes[0]
-    di, dj = p0.spacing
-    step = ((planes[-1].origin - p0.origin) / (len(planes) - 1) if len(planes) > 1
-            else p0.normal * (p0.thickness or 1.0))
-    m = np.stack([p0.col_dir * di, p0.row_dir * dj, step], axis=1)
-    out = np.eye(4)
-    out[:3, :3] = LPS_TO_RAS @ m
-    out[:3, 3] = LPS_TO_RAS @ p0.origin
-    return out
+    return affine_from_planes(planes, ras=True)
 
 
 def write_label_nifti(labels: np.ndarray, affine: np.ndarray, path: Path) -> None:

@@ -39,7 +39,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from planessl.geometry import RAS_TO_LPS, Plane, stack_geometry
+from planessl.geometry import Plane, affine_from_planes, stack_geometry
 from planessl.study import Series, Study
 
 FORMATS = ("dicom", "ukbb", "acdc")
@@ -237,26 +237,9 @@ def _dicom_template(plane: Plane, s: Series, study_uid: str, series_uid: str, fr
 
 
 # ----------------------------------------------------------------------------- NIfTI
-def nifti_affine(planes: list[Plane]) -> np.ndarray:
-    """RAS affine of voxel ``(i, j, k)`` = pixel ``(i, j)`` of ``planes[k]`` (parallel and
-    evenly spaced planes; one plane: third column = normal x thickness)."""
-    p0 = planes[0]
-    lps = np.eye(4)
-    lps[:3, 0] = p0.col_dir * p0.spacing[0]
-    lps[:3, 1] = p0.row_dir * p0.spacing[1]
-    if len(planes) > 1:
-        lps[:3, 2] = (planes[-1].origin - p0.origin) / (len(planes) - 1)
-    else:
-        lps[:3, 2] = p0.normal * (p0.thickness or 1.0)
-    lps[:3, 3] = p0.origin
-    flip = np.eye(4)
-    flip[:3, :3] = RAS_TO_LPS
-    return flip @ lps
-
-
 def _nifti(data: np.ndarray, planes: list[Plane], path: Path, frame_ms: float | None = None
            ) -> None:
-    img = nib.Nifti1Image(data, nifti_affine(planes))
+    img = nib.Nifti1Image(data, affine_from_planes(planes, ras=True))
     hdr = img.header
     hdr.set_sform(img.affine, code=1)
     hdr.set_qform(None, code=0)
