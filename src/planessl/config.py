@@ -114,12 +114,22 @@ class TaskConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam with an optional step decay (``lr`` halved every ``step_epochs`` when > 0)."""
+    """Adam and its learning-rate schedule (see :mod:`planessl.tasks.optim`).
+
+    Attributes:
+        lr: learning rate.
+        weight_decay: Adam's L2 penalty.
+        schedule: ``step`` (``lr`` x ``step_gamma`` every ``step_epochs`` epochs when > 0),
+            ``cosine`` (linear warm-up over ``warmup_steps`` steps, then cosine to 0 at the
+            end of the run) or ``constant``.
+    """
 
     lr: float = 1e-3
     weight_decay: float = 0.0
+    schedule: str = "step"
     step_epochs: int = 0
     step_gamma: float = 0.5
+    warmup_steps: int = 0
 
 
 @dataclass
@@ -134,7 +144,10 @@ class TrainerConfig:
         devices: number of devices (processes) per node, or ``auto``.
         num_nodes: machines.
         strategy: ``auto`` or ``ddp`` (used automatically when devices x nodes > 1).
-        precision: Lightning precision string, e.g. ``32-true`` or ``bf16-mixed``.
+        precision: Lightning precision string (``32-true``, ``bf16-mixed``, ``16-mixed``) or
+            ``auto``: bf16 mixed precision where the device computes bf16 natively (CPUs
+            with AVX-512 BF16 or AMX, GPUs from Ampere on), fp16 mixed on other GPUs,
+            else 32-bit (see :func:`planessl.engine.resolve_precision`).
         deterministic: request deterministic algorithms (``warn`` where unavailable).
         log_every_n_steps: logging interval in steps.
         val_every_n_epochs: validation interval in epochs.
@@ -149,7 +162,7 @@ class TrainerConfig:
     devices: str = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "auto"
     deterministic: bool = True
     log_every_n_steps: int = 10
     val_every_n_epochs: int = 1

@@ -50,6 +50,35 @@ def parse_devices(devices: str | int) -> int | str:
     return value
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX, read from Linux's
+    ``/proc/cpuinfo``); elsewhere ``False``, so bf16 is never chosen where it is emulated
+    (slower than fp32)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """Lightning's precision for ``trainer.precision`` (``auto`` picks bf16 mixed precision
+    on GPUs and CPUs that compute it natively, fp16 mixed on older GPUs, else 32-bit;
+    anything else is passed through)."""
+    if precision != "auto":
+        return precision
+    accelerator = str(accelerator).lower()
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if accelerator in ("auto", "cpu") and cpu_has_native_bf16():
+        return "bf16-mixed"
+    return "32-true"
+
+
 def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "val/loss",
                   mode: str = "min", callbacks: Iterable[Callback] = (),
                   use_distributed_sampler: bool = False) -> pl.Trainer:
@@ -76,7 +105,7 @@ def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "va
                                  default_hp_metric=False)]
     return pl.Trainer(
         accelerator=cfg.accelerator, devices=devices, num_nodes=cfg.num_nodes, strategy=strategy,
-        precision=cfg.precision, max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
+        precision=resolve_precision(cfg.precision, cfg.accelerator), max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
         max_time=cfg.max_time,
         deterministic="warn" if cfg.deterministic else False,
         log_every_n_steps=cfg.log_every_n_steps, check_val_every_n_epoch=cfg.val_every_n_epochs,

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from planessl.cache import Cache
-from planessl.config import (AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainerConfig,
+from planessl.config import (DataConfig, ModelConfig, OptimConfig, TrainerConfig,
                              config_to_dict, load_config)
+from planessl.data.augment import FinetuneAugmentConfig
 from planessl.errors import PlaneSSLError
 from planessl.evaluation.protocol import Split, few_label_split
 from planessl.runinfo import save_run_info, write_text_atomic
@@ -68,7 +69,7 @@ class SplitConfig:
 
     test_ids: list[str] | None = None
     test_fraction: float = 0.2
-    val_size: int = 2
+    val_size: int = 5
     pool_size: int | None = None
     split_seed: int = 0
 
@@ -84,7 +85,7 @@ class FinetuneConfig:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=_finetune_data)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: FinetuneAugmentConfig = field(default_factory=FinetuneAugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
@@ -220,10 +221,11 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from planessl.data.labelled import (ClassificationDataset, GridSpec, SegmentationDataset,
-                                        study_target)
+    from planessl.data.augment import build_segmentation_augment
+    from planessl.data.labelled import (ClassificationDataset, GridSpec,
+                                        InMemorySegmentationDataset, study_target)
     from planessl.data.transforms import PlaneAugment
-    from planessl.engine import WEIGHTS_FILE, build_trainer, save_weights
+    from planessl.engine import WEIGHTS_FILE, build_trainer, resolve_precision, save_weights
     from planessl.tasks.classification import ClassificationTask
     from planessl.tasks.segmentation import SegmentationTask
     from planessl.tasks.transfer import load_weights, report_transfer, transfer_backbone
@@ -252,6 +254,7 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     if ft.task == "classification" and n_classes <= 0:
         values = [study_target(cache.entry(i), ft.target_key) for i in split.train + split.val + split.test]
         n_classes = max(2, max(v for v in values if v is not None) + 1)
+    cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     save_run_info(out, config_to_dict(cfg), cfg.seed)
     write_text_atomic(out / "split.json", json.dumps(split.to_dict(), indent=1))
 
@@ -273,13 +276,18 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     aug = cfg.augment
     augment = (PlaneAugment(aug.rotation_deg, tuple(aug.zoom), aug.shift_mm, aug.flip)
                if aug.enabled else None)
-    opt = dict(lr=cfg.optim.lr, transferred_lr_scale=ft.transferred_lr_scale,
-               weight_decay=cfg.optim.weight_decay, step_epochs=cfg.optim.step_epochs,
-               step_gamma=cfg.optim.step_gamma)
+    o = cfg.optim
+    opt = dict(lr=o.lr, transferred_lr_scale=ft.transferred_lr_scale,
+               weight_decay=o.weight_decay, step_epochs=o.step_epochs, step_gamma=o.step_gamma,
+               schedule=o.schedule, warmup_steps=o.warmup_steps, total_steps=ft.steps)
     if ft.task == "segmentation":
-        train_ds = SegmentationDataset(cache, split.train, spec, augment, n_classes)
-        val_ds = (SegmentationDataset(cache, split.val, spec, None, n_classes, edes_only=True)
-                  if split.val else None)
+        train_ds = InMemorySegmentationDataset(
+            cache, split.train, spec, build_segmentation_augment(aug, spec.image_size, spec.spacing_mm),
+            aug.margin if aug.enabled else 1.0, n_classes)
+        plain = dataclasses.replace(aug, enabled=False)
+        val_ds = (InMemorySegmentationDataset(
+            cache, split.val, spec, build_segmentation_augment(plain, spec.image_size, spec.spacing_mm),
+            1.0, n_classes, edes_only=True) if split.val else None)
         module = SegmentationTask(net, transferred, lambda_ce=ft.lambda_ce,
                                   lambda_dice=ft.lambda_dice, **opt)
         monitor = "val_dice"

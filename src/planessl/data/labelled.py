@@ -4,11 +4,14 @@ study-level class (classification), on the same input grid as pretraining.
 Images and label maps are resampled with the pretraining transforms
 (:mod:`planessl.data.transforms`): the network sees the same pixel spacing, field of view and
 intensity normalisation as when it was pretrained. Label maps are resampled with nearest
-neighbour on the same (augmented) target plane, so they stay aligned with the image.
+neighbour on the same plane, so they stay aligned with the image. Segmentation images are
+resampled once and held in memory (:class:`InMemorySegmentationDataset`), augmented on the
+fly with MONAI (:mod:`planessl.data.augment`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -86,43 +89,6 @@ def labels_to_source(probs: np.ndarray, grid: Plane, source: Plane) -> np.ndarra
     return back.argmax(0).astype(np.uint8)
 
 
-class SegmentationDataset(OpenStudies, Dataset):
-    """Every labelled 2D image (slice x labelled frame) of the given studies.
-
-    Items: ``image`` (1, H, W) float32, ``label`` (1, H, W) int64. Label values of
-    ``n_classes`` and above (extra structures such as atria) become background.
-    Augmentation randomness comes from torch's generator (seeded by the engine).
-    """
-
-    def __init__(self, cache: Cache, ids: Sequence[str], spec: GridSpec,
-                 augment: PlaneAugment | None = None, n_classes: int = 4,
-                 edes_only: bool = False) -> None:
-        self.cache_path = cache.path
-        self.spec, self.augment, self.n_classes = spec, augment, n_classes
-        self.items: list[tuple[str, int, int, int]] = []
-        for sid in ids:
-            study = cache.load(sid)
-            for s_idx, frame in labelled_volumes(study, spec.input_views, edes_only):
-                self.items.extend((sid, s_idx, k, frame)
-                                  for k in range(study.series[s_idx].n_slices))
-        if not self.items:
-            raise PlaneSSLError(f"{cache.path}: no labelled {'/'.join(spec.input_views)} images "
-                                f"in the {len(ids)} selected studies")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        sid, s_idx, k, frame = self.items[index]
-        series = self._study(sid).series[s_idx]
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-        image, target = image_on_grid(series.pixels[k, frame], series.planes[k], self.spec,
-                                      self.augment, rng)
-        label = labels_on_grid(series.labels[k, frame], series.planes[k], target)
-        label[label >= self.n_classes] = 0
-        return {"image": torch.from_numpy(image[None]), "label": torch.from_numpy(label[None])}
-
-
 def study_target(study_entry: dict, key: str) -> int | None:
     """The integer class ``key`` of a study (manifest entry), or ``None``."""
     value = study_entry.get("targets", {}).get(key)
@@ -164,3 +130,79 @@ class ClassificationDataset(OpenStudies, Dataset):
         series = self._study(sid).series[s_idx]
         image, _ = image_on_grid(series.pixels[k, f], series.planes[k], self.spec, self.augment, rng)
         return {"image": torch.from_numpy(image[None]), "target": torch.tensor(target)}
+
+
+def margin_size(image_size: int, margin: float) -> int:
+    """Side (pixels) of the in-memory grid: at least ``image_size``, larger by an even
+    number of pixels so that its centre crop is exactly the input grid."""
+    extra = max(0, int(round(image_size * (margin - 1.0) / 2.0)))
+    return int(image_size) + 2 * extra
+
+
+class InMemorySegmentationDataset(Dataset):
+    """Every labelled 2D image of the given studies, resampled once and held in memory.
+
+    Each image is resampled onto the input grid that ``predict`` uses, widened by a margin
+    (``margin_size``) so that augmentation samples real image, and scaled to about [0, 1]
+    by the percentiles of its central input-grid part; its label map follows with nearest
+    neighbour. An item applies the MONAI ``transform`` (spatial and intensity augmentation
+    that returns the central ``image_size`` pixels; see :mod:`planessl.data.augment`), then
+    the same per-image clipping and z-scoring as ``predict``.
+
+    Items: ``image`` (1, H, W) float32, ``label`` (1, H, W) int64. Label values of
+    ``n_classes`` and above become background. The randomness of an item comes from
+    torch's generator (seeded by the engine), so a seeded run repeats exactly.
+    """
+
+    def __init__(self, cache: Cache, ids: Sequence[str], spec: GridSpec, transform,
+                 margin: float = 1.0, n_classes: int = 4, edes_only: bool = False) -> None:
+        self.spec, self.transform, self.n_classes = spec, transform, n_classes
+        size = spec.image_size
+        big = margin_size(size, margin)
+        pad = (big - size) // 2
+        images, labels = [], []
+        for sid in ids:
+            study = cache.load(sid)
+            for s_idx, frame in labelled_volumes(study, spec.input_views, edes_only):
+                series = study.series[s_idx]
+                for k in range(series.n_slices):
+                    source = series.planes[k]
+                    grid = input_plane(source, spec.spacing_mm, size).crop(-pad, -pad, big, big)
+                    raw = np.asarray(series.pixels[k, frame], dtype=np.float32)
+                    image = resample_to_plane(raw, source, grid, cval=float(raw.min()))
+                    centre = image[pad:pad + size, pad:pad + size]
+                    lo, hi = np.percentile(centre, [0.5, 99.5])
+                    images.append((image - lo) / max(float(hi - lo), 1e-6))
+                    label = labels_on_grid(series.labels[k, frame], source, grid)
+                    label[label >= n_classes] = 0
+                    labels.append(label.astype(np.uint8))
+        if not images:
+            raise PlaneSSLError(f"{cache.path}: no labelled {'/'.join(spec.input_views)} images "
+                                f"in the {len(ids)} selected studies")
+        self.images = torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+        self.labels = torch.from_numpy(np.stack(labels)[:, None])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        from monai.data import get_track_meta, set_track_meta
+
+        # The transforms' random state is seeded once per process from torch's generator
+        # (seeded by the engine, per worker by Lightning), then runs on: reproducible,
+        # without re-seeding every transform per item.
+        if self.__dict__.get("_seeded_pid") != os.getpid():
+            if hasattr(self.transform, "set_random_state"):
+                self.transform.set_random_state(seed=int(torch.randint(0, 2**31 - 1, (1,))))
+            self._seeded_pid = os.getpid()
+        tracking = get_track_meta()
+        set_track_meta(False)  # plain tensors: MONAI's metadata is not needed here
+        try:
+            item = self.transform({"image": self.images[index], "label": self.labels[index].float()})
+        finally:
+            set_track_meta(tracking)
+        image = normalise_intensity(torch.as_tensor(item["image"])[0].numpy(),
+                                    self.spec.clip_percentiles)
+        label = torch.as_tensor(item["label"]).round().long()
+        return {"image": torch.from_numpy(np.ascontiguousarray(image[None])),
+                "label": label.contiguous()}

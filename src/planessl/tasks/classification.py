@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from planessl.models.backbone import UNetBackbone
-from planessl.tasks.segmentation import param_groups
+from planessl.tasks.segmentation import finetune_optimiser
 
 
 class ClassificationNet(nn.Module):
@@ -39,12 +39,14 @@ class ClassificationTask(pl.LightningModule):
 
     def __init__(self, net: ClassificationNet, transferred: Iterable[str] = (), lr: float = 1e-3,
                  transferred_lr_scale: float = 1.0, weight_decay: float = 0.0,
-                 step_epochs: int = 0, step_gamma: float = 0.5) -> None:
+                 step_epochs: int = 0, step_gamma: float = 0.5, schedule: str = "step",
+                 warmup_steps: int = 0, total_steps: int = 0) -> None:
         super().__init__()
         self.net = net
         self.transferred = list(transferred)
         self.opt = dict(lr=lr, transferred_lr_scale=transferred_lr_scale, weight_decay=weight_decay,
-                        step_epochs=step_epochs, step_gamma=step_gamma)
+                        step_epochs=step_epochs, step_gamma=step_gamma, schedule=schedule,
+                        warmup_steps=warmup_steps, total_steps=total_steps)
         self.loss = nn.CrossEntropyLoss()
         self._correct = 0
         self._seen = 0
@@ -68,10 +70,4 @@ class ClassificationTask(pl.LightningModule):
         self._correct = self._seen = 0
 
     def configure_optimizers(self):
-        o = self.opt
-        optimiser = torch.optim.Adam(param_groups(self.net, self.transferred, o["lr"],
-                                                  o["transferred_lr_scale"], o["weight_decay"]))
-        if o["step_epochs"] > 0:
-            sched = torch.optim.lr_scheduler.StepLR(optimiser, o["step_epochs"], o["step_gamma"])
-            return {"optimizer": optimiser, "lr_scheduler": sched}
-        return optimiser
+        return finetune_optimiser(self.net, self.transferred, self.opt)

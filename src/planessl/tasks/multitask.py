@@ -149,13 +149,14 @@ class PretrainModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.cfg.optim.lr,
-                               weight_decay=self.cfg.optim.weight_decay)
-        if self.cfg.optim.step_epochs > 0:
-            sched = torch.optim.lr_scheduler.StepLR(opt, self.cfg.optim.step_epochs,
-                                                    self.cfg.optim.step_gamma)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-        return opt
+        from planessl.tasks.optim import build_optimiser
+
+        o = self.cfg.optim
+        total = int(self.cfg.trainer.max_steps)
+        if total <= 0 and o.schedule == "cosine":
+            total = int(self.trainer.estimated_stepping_batches)
+        return build_optimiser(self.parameters(), o.lr, o.weight_decay, o.schedule, o.step_epochs,
+                               o.step_gamma, o.warmup_steps, total)
 
     # ------------------------------------------------------------------ transfer
     def transferable_state_dict(self) -> dict[str, torch.Tensor]:

@@ -2,7 +2,8 @@
 fine-tuning a (pretrained) U-Net backbone with a new 1x1-conv head.
 
 Optimiser: Adam with two parameter groups — transferred parameters at
-``lr * transferred_lr_scale`` and new parameters at ``lr`` — and an optional step decay.
+``lr * transferred_lr_scale`` and new parameters at ``lr`` — and the schedule of
+:mod:`planessl.tasks.optim` (step decay, or warm-up + cosine).
 Loss: MONAI ``DiceCELoss`` (weights ``lambda_ce`` / ``lambda_dice``; either may be 0).
 Validation: mean foreground Dice over validation images (MONAI ``DiceMetric``), logged as
 ``val_dice`` for checkpoint selection.
@@ -63,7 +64,8 @@ class SegmentationTask(pl.LightningModule):
     def __init__(self, net: SegmentationNet, transferred: Iterable[str] = (), lr: float = 1e-3,
                  transferred_lr_scale: float = 1.0, weight_decay: float = 0.0,
                  step_epochs: int = 0, step_gamma: float = 0.5, lambda_ce: float = 1.0,
-                 lambda_dice: float = 1.0) -> None:
+                 lambda_dice: float = 1.0, schedule: str = "step", warmup_steps: int = 0,
+                 total_steps: int = 0) -> None:
         super().__init__()
         from monai.losses import DiceCELoss
         from monai.metrics import DiceMetric
@@ -71,7 +73,8 @@ class SegmentationTask(pl.LightningModule):
         self.net = net
         self.transferred = list(transferred)
         self.opt = dict(lr=lr, transferred_lr_scale=transferred_lr_scale, weight_decay=weight_decay,
-                        step_epochs=step_epochs, step_gamma=step_gamma)
+                        step_epochs=step_epochs, step_gamma=step_gamma, schedule=schedule,
+                        warmup_steps=warmup_steps, total_steps=total_steps)
         self.n_classes = net.head.out_channels
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
                                lambda_ce=lambda_ce, lambda_dice=lambda_dice)
@@ -101,11 +104,17 @@ class SegmentationTask(pl.LightningModule):
         self.log("val_dice", per_class.mean(), prog_bar=True)
 
     def configure_optimizers(self):
-        o = self.opt
-        groups = param_groups(self.net, self.transferred, o["lr"], o["transferred_lr_scale"],
-                              o["weight_decay"])
-        optimiser = torch.optim.Adam(groups)
-        if o["step_epochs"] > 0:
-            sched = torch.optim.lr_scheduler.StepLR(optimiser, o["step_epochs"], o["step_gamma"])
-            return {"optimizer": optimiser, "lr_scheduler": sched}
-        return optimiser
+        return finetune_optimiser(self.net, self.transferred, self.opt)
+
+
+def finetune_optimiser(net: nn.Module, transferred: Iterable[str], opt: dict):
+    """Adam over :func:`param_groups` with the schedule of ``opt`` (keys of the tasks'
+    ``opt`` dict: lr, transferred_lr_scale, weight_decay, schedule, step_epochs,
+    step_gamma, warmup_steps, total_steps)."""
+    from planessl.tasks.optim import build_optimiser
+
+    groups = param_groups(net, transferred, opt["lr"], opt["transferred_lr_scale"],
+                          opt["weight_decay"])
+    return build_optimiser(groups, opt["lr"], opt["weight_decay"], opt.get("schedule", "step"),
+                           opt["step_epochs"], opt["step_gamma"], opt.get("warmup_steps", 0),
+                           opt.get("total_steps", 0))
