@@ -113,3 +113,17 @@ def test_real_acdc_h5(shared_data):
     assert len(both) == 2 and study.series[0].n_frames == 2 and not skipped
     lv = (study.series[0].labels == 3).sum(axis=(0, 2, 3))
     assert lv[0] > lv[1]  # ED (frame 04 here) has the larger LV
+
+
+def test_assumed_spacing_reaches_the_cache_but_stays_unknown(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    fake_patient(src, 3)
+    from planessl.ingest import ingest
+
+    ingest([src], tmp_path / "cache", fmt="acdc-h5", assume_spacing_mm=1.5, progress=False)
+    series = Cache(tmp_path / "cache").load(patient_id(3)).series[0]
+    assert series.planes[0].spacing == (1.5, 1.5) and not series.spacing_known
+    assert "1.5 mm planes (assumed at ingest)" in series.view_reason
+    ingest([src], tmp_path / "plain", fmt="acdc-h5", progress=False)
+    assert Cache(tmp_path / "plain").load(patient_id(3)).series[0].planes[0].spacing == (1.0, 1.0)

@@ -204,7 +204,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
            workers: int = 1, salt: str | None = None, progress: bool | None = None,
-           force: bool = False) -> IngestReport:
+           force: bool = False, assume_spacing_mm: float | None = None) -> IngestReport:
     """Ingest source files/folders into the cache ``out``.
 
     Args:
@@ -216,6 +216,9 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
             when even hashes of source UIDs must not be linkable).
         progress: tqdm progress bars (``None``: only on a terminal).
         force: rewrite studies even when unchanged.
+        assume_spacing_mm: in-plane pixel spacing (mm) given to images whose source has
+            none (ACDC HDF5), so that their nominal grid is on the scale of real data;
+            they stay marked ``spacing_known=False``. Sources with geometry ignore it.
 
     Returns:
         The report; its ``cached`` list is empty when nothing could be cached.
@@ -243,6 +246,12 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
         studies, skipped = FORMATS[name].discover_fn()(paths, workers=workers, progress=progress)
         report.skipped.extend(skipped)
         report.formats[name] = len(studies)
+        if assume_spacing_mm is not None:
+            if not assume_spacing_mm > 0:
+                raise PlaneSSLError(f"--assume-spacing must be positive, got {assume_spacing_mm}")
+            for st in studies:  # readers of sources without spacing look for this key
+                if isinstance(st.payload, dict):
+                    st.payload["assume_spacing_mm"] = float(assume_spacing_mm)
         found.extend((name, s) for s in studies)
     report.found = len(found)
 

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="secret salt for the opaque study ids (default: PLANESSL_SALT or "
                         "the public salt)")
     p.add_argument("--force", action="store_true", help="rewrite unchanged studies too")
+    p.add_argument("--assume-spacing", type=float, default=None, metavar="MM",
+                   help="pixel spacing (mm) to assume where the source has none (ACDC HDF5; "
+                        "default: a 1 mm placeholder); use --force to change it in a cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = ingest(args.sources, args.out, fmt=args.fmt, workers=args.workers,
                     salt=args.salt, progress=False if args.no_progress else None,
-                    force=args.force)
+                    force=args.force, assume_spacing_mm=args.assume_spacing)
     print(report.table())
     if not report.cached:
         print("planessl: error: nothing was cached", file=sys.stderr)

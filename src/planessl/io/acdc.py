@@ -41,8 +41,9 @@ def patient_id(number: int, salt: str | None = None) -> str:
     return opaque_id(patient_key(number), salt)
 
 
-def nominal_planes(n_slices: int, shape: tuple[int, int]) -> list[Plane]:
-    """Planes for a stack without geometry: 1 mm pixels, slices 1 mm apart.
+def nominal_planes(n_slices: int, shape: tuple[int, int], spacing_mm: float = 1.0) -> list[Plane]:
+    """Planes for a stack without geometry: ``spacing_mm`` pixels (1 mm unless an assumed
+    spacing is given), slices 1 mm apart.
 
     The nominal normal is :data:`CARDIAC_APEX_DIRECTION`, so
     :func:`planessl.geometry.stack_geometry` keeps the acquisition order and reads slice 0
@@ -51,7 +52,8 @@ def nominal_planes(n_slices: int, shape: tuple[int, int]) -> list[Plane]:
     n = np.asarray(CARDIAC_APEX_DIRECTION, dtype=np.float64)
     row = np.array([1.0, 1.0, 0.0]) / np.sqrt(2.0)  # any unit vector orthogonal to n
     col = np.cross(n, row)                             # so that row x col = n
-    return [Plane(origin=k * n, row_dir=row, col_dir=col, spacing=(1.0, 1.0),
+    sp = float(spacing_mm)
+    return [Plane(origin=k * n, row_dir=row, col_dir=col, spacing=(sp, sp),
                   shape=shape, thickness=None) for k in range(n_slices)]
 
 
@@ -177,12 +179,14 @@ def load_acdc_h5(source: SourceStudy, study_id: str,
         label_arr = np.stack([labels[k] if labels[k] is not None
                               else np.zeros_like(images[0], dtype=np.uint8) for k in order], axis=1)
     n_frames = pixels.shape[1]
+    spacing = float(source.payload.get("assume_spacing_mm") or 1.0)
     reason = (f"ACDC HDF5: short-axis stack by dataset definition; {ed_note}; no pixel "
-              f"spacing or orientation in the source: nominal 1 mm planes, spacing unknown; "
+              f"spacing or orientation in the source: nominal {spacing:g} mm planes "
+              f"({'assumed at ingest' if spacing != 1.0 else 'placeholder'}), spacing unknown; "
               f"base/apex orientation unknown from the source, slice order kept as acquired "
               f"and read as slice 0 = base ({_base_apex_note(label_arr)})")
     series = Series(
-        name="sax", view="sax", planes=nominal_planes(pixels.shape[0], pixels.shape[2:]),
+        name="sax", view="sax", planes=nominal_planes(pixels.shape[0], pixels.shape[2:], spacing),
         pixels=pixels, labels=label_arr,
         labelled_frames=[f for f in range(n_frames) if has_labels[f]],
         frame_times=None, ed_frame=0 if n_frames >= 1 else None,
