@@ -5,8 +5,10 @@ Optimiser: Adam with two parameter groups — transferred parameters at
 ``lr * transferred_lr_scale`` and new parameters at ``lr`` — and the schedule of
 :mod:`planessl.tasks.optim` (step decay, or warm-up + cosine).
 Loss: MONAI ``DiceCELoss`` (weights ``lambda_ce`` / ``lambda_dice``; either may be 0).
-Validation: mean foreground Dice over validation images (MONAI ``DiceMetric``), logged as
-``val_dice`` for checkpoint selection.
+Validation: per-structure Dice over all validation pixels together (overlap and sizes
+summed over the images, as a volume Dice is), averaged over the foreground structures and
+logged as ``val_dice`` for checkpoint selection; per-image Dice would weigh a tiny apical
+slice as much as a mid-ventricular one and is much noisier.
 """
 
 from __future__ import annotations
@@ -68,7 +70,6 @@ class SegmentationTask(pl.LightningModule):
                  total_steps: int = 0) -> None:
         super().__init__()
         from monai.losses import DiceCELoss
-        from monai.metrics import DiceMetric
 
         self.net = net
         self.transferred = list(transferred)
@@ -78,8 +79,8 @@ class SegmentationTask(pl.LightningModule):
         self.n_classes = net.head.out_channels
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
                                lambda_ce=lambda_ce, lambda_dice=lambda_dice)
-        self.val_metric = DiceMetric(include_background=False, reduction="mean_batch",
-                                     ignore_empty=True)
+        self._overlap = torch.zeros(self.n_classes - 1, dtype=torch.float64)
+        self._sizes = torch.zeros(self.n_classes - 1, dtype=torch.float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -92,16 +93,20 @@ class SegmentationTask(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch["image"])
         loss = self.loss(logits, batch["label"])
-        pred = nn.functional.one_hot(logits.argmax(1), self.n_classes).permute(0, 3, 1, 2)
-        truth = nn.functional.one_hot(batch["label"][:, 0], self.n_classes).permute(0, 3, 1, 2)
-        self.val_metric(pred, truth)
+        pred, truth = logits.argmax(1), batch["label"][:, 0]
+        for c in range(1, self.n_classes):
+            p, t = pred == c, truth == c
+            self._overlap[c - 1] += float((p & t).sum())
+            self._sizes[c - 1] += float(p.sum() + t.sum())
         self.log("val_loss", loss, batch_size=batch["image"].shape[0])
 
     def on_validation_epoch_end(self) -> None:
-        per_class = self.val_metric.aggregate()
-        self.val_metric.reset()
-        per_class = torch.nan_to_num(per_class, nan=0.0)
-        self.log("val_dice", per_class.mean(), prog_bar=True)
+        # Every process validates on the whole (unsharded) validation set: no reduction.
+        sizes, overlap = self._sizes, self._overlap
+        dice = torch.where(sizes > 0, 2 * overlap / sizes.clamp(min=1), torch.zeros_like(sizes))
+        self._overlap.zero_()
+        self._sizes.zero_()
+        self.log("val_dice", float(dice.mean()), prog_bar=True)
 
     def configure_optimizers(self):
         return finetune_optimiser(self.net, self.transferred, self.opt)
