@@ -81,3 +81,13 @@ def test_quiet_logging_logs_the_error_and_raises(tmp_path):
         with quiet_logging(tmp_path / "log.txt"):
             raise RuntimeError("boom")
     assert "run failed" in (tmp_path / "log.txt").read_text()
+
+
+def test_one_seed_gives_no_spread():
+    rows = _rows(seeds=(0,))
+    text = summarise_results(rows, "mean_dice", ["scratch", "multitask"], [1, 3])
+    assert "| multitask | 1 | 0.581 | 0.681 |" in text
+    assert "| multitask | +0.031 (1+/0− of 1) | +0.031 (1+/0− of 1) |" in text
+    ax = results_figure(rows, "mean_dice", ["scratch", "multitask"], [1, 3]).axes[0]
+    assert "no error bars" in ax.get_title()
+    assert all(not bars.has_yerr for bars in ax.containers)

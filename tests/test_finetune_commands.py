@@ -235,7 +235,7 @@ def test_experiment_runs_and_resumes(phantom_cache, tmp_path, capsys):
     assert len(rows) == 5 and rows[0].startswith("method,n,seed")
     summary = (out / "summary.md").read_text()
     assert "| slices | 1 |" in summary and "Paired difference to scratch" in summary
-    assert " of 1: " in summary
+    assert " of 1)" in summary
     assert (out / "dice_vs_n.png").stat().st_size > 1000
     # every pretrained cell used the single pretraining run of (slices, seed 0)
     assert len(list((out / "pretrain").iterdir())) == 1

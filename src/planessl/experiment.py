@@ -237,6 +237,9 @@ def summarise_results(rows: list[dict], metric: str, methods: list[str], ns: lis
                     cells.append("–")
                     continue
                 pos, neg = sum(x > 0 for x in d), sum(x < 0 for x in d)
+                if len(d) == 1:  # one seed: no spread to give, nothing more to list
+                    cells.append(f"{_signed(d[0])} ({pos}+/{neg}− of 1)")
+                    continue
                 each = ", ".join(_signed(x) for x in d)
                 cells.append(f"{_signed(float(np.mean(d)))} ± {np.std(d):.3f} "
                              f"({pos}+/{neg}− of {len(d)}: {each})")
@@ -258,6 +261,7 @@ def results_figure(rows: list[dict], metric: str, methods: list[str], ns: list[i
     # sideways shift in log space: a few % of the decades shown, centred on the true N
     span = math.log(max(ns) / min(ns)) if len(ns) > 1 and min(ns) > 0 else math.log(10)
     step = 0.035 * span
+    most_seeds = 0
     for i, m in enumerate(methods):
         xs, ys, es, k = [], [], [], []
         for n in ns:
@@ -271,7 +275,9 @@ def results_figure(rows: list[dict], metric: str, methods: list[str], ns: list[i
         shift = math.exp(step * (i - (len(methods) - 1) / 2))
         seeds = f"{min(k)}" if min(k) == max(k) else f"{min(k)}–{max(k)}"
         label = f"{m} ({seeds} seed{'s' if max(k) > 1 else ''})"
-        ax.errorbar([x * shift for x in xs], ys, yerr=es, marker="o", capsize=4, label=label)
+        most_seeds = max(most_seeds, max(k))
+        ax.errorbar([x * shift for x in xs], ys, yerr=es if max(k) > 1 else None, marker="o",
+                    capsize=4, label=label)
     ax.set_xscale("log")
     # ticks at the N values only: no log-axis minor ticks, no "2×10⁰" labels
     ax.xaxis.set_major_locator(FixedLocator(ns))
@@ -282,8 +288,8 @@ def results_figure(rows: list[dict], metric: str, methods: list[str], ns: list[i
     ax.set_xlim(lo / pad, hi * pad)
     ax.set_xlabel("labelled subjects N")
     ax.set_ylabel(f"{metric_name(metric)} (test set)")
-    ax.set_title(f"{metric_name(metric)} vs labelled subjects (mean ± std over seeds)",
-                 fontsize=10)
+    spread = "mean ± std over seeds" if most_seeds > 1 else "one seed: no error bars"
+    ax.set_title(f"{metric_name(metric)} vs labelled subjects ({spread})", fontsize=10)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
