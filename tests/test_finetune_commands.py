@@ -222,10 +222,20 @@ def test_experiment_runs_and_resumes(phantom_cache, tmp_path, capsys):
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "exp"
     assert main(["experiment", str(path), "--out", str(out)]) == 0
+    console = capsys.readouterr().out.splitlines()
+    # one compact line per cell and per pretraining run; each run's chatter is in its log.txt
+    assert [line.split(":")[0] for line in console if line.startswith("[")] == [
+        "[1/4] scratch N=1 seed 0", "[2/4] scratch N=2 seed 0", "[3/4] slices N=1 seed 0",
+        "[4/4] slices N=2 seed 0"]
+    assert sum(line.startswith("pretraining slices seed 0 on ") for line in console) == 1
+    assert not [line for line in console if "fine-tuned" in line or "predicted" in line]
+    assert "fine-tuned segmentation" in (out / "cells" / "slices-n1-s0" / "log.txt").read_text()
+    assert (out / "pretrain" / "slices-s0" / "log.txt").is_file()
     rows = (out / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 5 and rows[0].startswith("method,n,seed")
     summary = (out / "summary.md").read_text()
-    assert "| slices |" in summary and "Paired difference to scratch" in summary and "of 1)" in summary
+    assert "| slices | 1 |" in summary and "Paired difference to scratch" in summary
+    assert " of 1)" in summary
     assert (out / "dice_vs_n.png").stat().st_size > 1000
     # every pretrained cell used the single pretraining run of (slices, seed 0)
     assert len(list((out / "pretrain").iterdir())) == 1
@@ -236,7 +246,9 @@ def test_experiment_runs_and_resumes(phantom_cache, tmp_path, capsys):
     capsys.readouterr()
     assert main(["experiment", str(path), "--out", str(out)]) == 0
     log = capsys.readouterr().out
-    assert log.count("cell ") == 1 and "done earlier" in log
+    assert [line for line in log.splitlines() if line.startswith("[")] == [
+        line for line in log.splitlines() if line.startswith("[4/4] slices N=2 seed 0: mean Dice ")]
+    assert log.count("[4/4]") == 1 and "3 of 4 cells done earlier" in log
     redone = [p for p, t in stamp.items() if p.stat().st_mtime != t]
     assert len(redone) == 1
     assert len((out / "results.csv").read_text().strip().splitlines()) == 5

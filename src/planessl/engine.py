@@ -7,6 +7,8 @@ A run folder holds::
     RUN/checkpoints/best-*.ckpt         best by the monitored validation metric
     RUN/metrics.csv                     CSV log;  RUN/tensorboard/  TensorBoard log
     RUN/weights.safetensors             transferable weights (written by the caller)
+    RUN/log.txt                         library messages and warnings of a quiet run
+                                        (:func:`quiet_logging`, used by ``planessl experiment``)
 
 The device is chosen at run time (``accelerator="auto"``); several devices or nodes use
 DDP, either launched by Lightning (``devices=N``) or by ``torchrun`` (detected from its
@@ -15,11 +17,15 @@ environment variables).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import traceback
 import uuid
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -79,13 +85,73 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return "32-true"
 
 
+#: Loggers of the libraries a training run talks through (Lightning's "GPU available",
+#: "Seed set to", model summary, tips; MONAI's messages).
+LIBRARY_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch",
+                   "lightning.fabric", "lightning", "monai", "torch")
+RUN_LOGGER = "planessl.run"
+LOG_FILE = "log.txt"
+
+
+@contextlib.contextmanager
+def quiet_logging(log_path: str | Path) -> Iterator[Callable[[str], None]]:
+    """Send everything a run says to ``log_path`` (appended) instead of the console.
+
+    Inside the block, the records of :data:`LIBRARY_LOGGERS`, Python warnings
+    (``UserWarning`` of Lightning, MONAI, torch...) and anything printed to ``sys.stdout``
+    or ``sys.stderr`` go to the file; an exception escaping the block is written there too
+    (and raised as usual). Yields an ``echo`` function writing one line to the same file,
+    for planessl's own per-run messages. Console handlers are restored on exit.
+    """
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8", buffering=1) as stream:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s",
+                                               "%Y-%m-%d %H:%M:%S"))
+        saved = []
+        for name in LIBRARY_LOGGERS + (RUN_LOGGER, "py.warnings"):
+            lg = logging.getLogger(name)
+            saved.append((lg, lg.handlers[:], lg.propagate, lg.level))
+            lg.handlers = [handler]
+            lg.propagate = False
+            if name.startswith(("lightning", "pytorch_lightning", RUN_LOGGER, "py.warnings")):
+                lg.setLevel(logging.INFO)  # as Lightning sets itself: its info lines are logged
+        run_log = logging.getLogger(RUN_LOGGER)
+        warn_log = logging.getLogger("py.warnings")
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            warn_log.warning("%s", warnings.formatwarning(message, category, filename, lineno,
+                                                         line).rstrip())
+
+        try:
+            # catch_warnings restores the filters and showwarning on exit; entering it also
+            # resets the "shown once" registries, so every run's log lists its own warnings.
+            with warnings.catch_warnings(), contextlib.redirect_stdout(stream), \
+                    contextlib.redirect_stderr(stream):
+                warnings.showwarning = show
+                try:
+                    yield run_log.info
+                except BaseException:
+                    run_log.error("run failed:\n%s", traceback.format_exc().rstrip())
+                    raise
+        finally:
+            for lg, handlers, propagate, level in saved:
+                lg.handlers, lg.propagate = handlers, propagate
+                lg.setLevel(level)
+            handler.close()
+
+
 def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "val/loss",
                   mode: str = "min", callbacks: Iterable[Callback] = (),
-                  use_distributed_sampler: bool = False) -> pl.Trainer:
+                  use_distributed_sampler: bool = False, quiet: bool = False) -> pl.Trainer:
     """A Trainer writing into ``out_dir``: last + best checkpoints, CSV + TensorBoard logs.
 
     ``use_distributed_sampler=False`` because planessl's loaders shard by rank themselves
     (:class:`planessl.data.EpochSampler`); pass ``True`` for plain shuffled loaders.
+    ``quiet=True`` (runs inside :func:`quiet_logging`, e.g. the cells of an experiment):
+    no progress bar whatever ``cfg.progress_bar`` says; the model summary and Lightning's
+    other messages are log records, which :func:`quiet_logging` sends to the run's log.
     """
     out_dir = Path(out_dir)
     devices = parse_devices(cfg.devices)
@@ -98,7 +164,8 @@ def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "va
                                  monitor=monitor, mode=mode, save_top_k=1, save_last=True,
                                  auto_insert_metric_name=False)
     all_callbacks: list[Callback] = [checkpoint, *callbacks]
-    if cfg.progress_bar:
+    progress_bar = cfg.progress_bar and not quiet
+    if progress_bar:
         all_callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every_n_steps // 2)))
     loggers = [CSVLogger(save_dir=out_dir, name="", version=""),
                TensorBoardLogger(save_dir=out_dir, name="tensorboard", version="",
@@ -110,7 +177,7 @@ def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "va
         deterministic="warn" if cfg.deterministic else False,
         log_every_n_steps=cfg.log_every_n_steps, check_val_every_n_epoch=cfg.val_every_n_epochs,
         callbacks=all_callbacks, logger=loggers, default_root_dir=out_dir,
-        enable_progress_bar=cfg.progress_bar, use_distributed_sampler=use_distributed_sampler,
+        enable_progress_bar=progress_bar, use_distributed_sampler=use_distributed_sampler,
         num_sanity_val_steps=0)
 
 

@@ -6,12 +6,18 @@ then for every (method, N, seed) cell: fine-tune, predict the fixed test set, ev
 
 Output folder::
 
-    pretrain/<method>-s<seed>/       pretraining runs (reused when finished, resumed when not)
-    cells/<method>-n<N>-s<seed>/     fine-tuning run, pred/, evaluation.csv/json
+    pretrain/<method>-s<seed>/       pretraining runs (reused when finished, resumed when not),
+                                     each with log.txt (Lightning's messages, warnings)
+    cells/<method>-n<N>-s<seed>/     fine-tuning run, pred/, evaluation.csv/json, log.txt
     results.csv                      one row per finished cell
-    summary.md                       mean ± std per method and N; paired difference to
-                                     scratch per seed with its sign count
+    summary.md                       mean ± std per method and N with the number of seeds;
+                                     paired difference to scratch with its sign count and
+                                     the difference of every seed
     dice_vs_n.png                    primary metric against N per method
+
+The console gets one line per pretraining run and per cell
+(``[3/8] multitask N=1 seed 0: mean Dice 0.712 (41 s)``); everything else a run says
+(progress, model summary, library warnings) goes to its ``log.txt``.
 
 An interrupted experiment resumes: finished cells (in ``results.csv``) are not redone,
 an unfinished cell is redone from the start, an unfinished pretraining is resumed.
@@ -88,11 +94,23 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+def _last_value(path: Path, keys: tuple[str, ...]) -> tuple[str, float] | None:
+    """The last logged value of the first of ``keys`` found in a ``metrics.csv``."""
+    rows = _read_rows(path)
+    for key in keys:
+        values = [r[key] for r in rows if r.get(key) not in (None, "")]
+        if values:
+            return key, float(values[-1])
+    return None
+
+
 def pretrain_once(method: str, seed: int, cache_path: Path, ids: list[str], overrides: list[str],
                   out: Path, echo: Callable[[str], None]) -> Path:
-    """The pretraining run of (method, seed), trained unless already finished."""
+    """The pretraining run of (method, seed), trained unless already finished.
+
+    The run's own messages go to ``out/log.txt``; ``echo`` gets one line when it ends."""
     from planessl.config import PretrainConfig
-    from planessl.engine import WEIGHTS_FILE
+    from planessl.engine import LOG_FILE, METRICS_FILE, WEIGHTS_FILE, quiet_logging
     from planessl.pretraining import run_pretraining
 
     if (out / WEIGHTS_FILE).is_file():
@@ -100,25 +118,47 @@ def pretrain_once(method: str, seed: int, cache_path: Path, ids: list[str], over
         return out
     cfg = load_config(PretrainConfig, None, [f"task.name={method}", f"seed={seed}"] + overrides)
     resume = (out / "checkpoints" / "last.ckpt").is_file()
-    echo(f"pretraining {method} seed {seed} on {len(ids)} studies"
-         + (" (resuming)" if resume else "") + f" -> {out}")
-    run_pretraining(cfg, cache_path, out, resume=resume, ids=ids)
+    what = (f"pretraining {method} seed {seed} on {len(ids)} stud{'y' if len(ids) == 1 else 'ies'}"
+            + (" (resumed)" if resume else ""))
+    t0 = time.time()
+    try:
+        with quiet_logging(out / LOG_FILE) as log:
+            log(f"{what} -> {out}")
+            module = run_pretraining(cfg, cache_path, out, resume=resume, ids=ids, quiet=True)
+    except Exception:
+        echo(f"{what}: failed, see {out / LOG_FILE}")
+        raise
+    last = _last_value(out / METRICS_FILE, ("val/loss", "train/loss"))
+    loss = f", {last[0]} {last[1]:.4f}" if last else ""
+    echo(f"{what}: {module.global_step} steps{loss} ({time.time() - t0:.0f} s)")
     return out
 
 
 def run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, cache_path: Path,
-             out: Path, echo: Callable[[str], None]) -> dict:
-    """Fine-tune, predict the test set and evaluate one cell; returns its results row."""
+             out: Path) -> dict:
+    """Fine-tune, predict the test set and evaluate one cell; returns its results row.
+
+    Everything the cell says (planessl's messages, Lightning's, warnings) goes to
+    ``out/log.txt``."""
+    from planessl.engine import LOG_FILE, quiet_logging
+
+    if out.exists():
+        shutil.rmtree(out)  # an unfinished cell is redone from the start
+    with quiet_logging(out / LOG_FILE) as log:
+        log(f"cell {method} N={n} seed {seed}, init {init}")
+        return _run_cell(method, n, seed, init, cfg, cache_path, out, log)
+
+
+def _run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, cache_path: Path,
+              out: Path, echo: Callable[[str], None]) -> dict:
     from planessl.evaluation.evaluate import (evaluate_classification, evaluate_segmentation,
                                               write_results)
     from planessl.finetune import finetune
     from planessl.predict import predict_cache
 
-    if out.exists():
-        shutil.rmtree(out)  # an unfinished cell is redone from the start
     t0 = time.time()
     model = finetune(cache_path, n, init, out / "run", [f"finetune.task={cfg.task}"] + cfg.finetune,
-                     seed=seed, echo=echo)
+                     seed=seed, echo=echo, quiet=True)
     split = json.loads((out / "run" / "split.json").read_text())
     predict_cache(out / "run", cache_path, out / "pred", split["test"], lcc=cfg.lcc, echo=echo)
     row = {"method": method, "n": n, "seed": seed}
@@ -140,6 +180,19 @@ def run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, c
     return row
 
 
+METRIC_NAMES = {"mean_dice": "mean Dice", "accuracy": "accuracy"}
+
+
+def metric_name(metric: str) -> str:
+    """How a metric is named for people (``mean_dice`` -> ``mean Dice``)."""
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def _signed(x: float) -> str:
+    """``+0.031`` / ``−0.004`` (a real minus sign, so the signs line up and read)."""
+    return f"{'−' if x < 0 else '+'}{abs(x):.3f}"
+
+
 def _fmt(values: list[float]) -> str:
     v = np.array([x for x in values if not math.isnan(x)])
     if v.size == 0:
@@ -148,67 +201,109 @@ def _fmt(values: list[float]) -> str:
 
 
 def summarise_results(rows: list[dict], metric: str, methods: list[str], ns: list[int]) -> str:
-    """Markdown: mean ± std (over seeds) per method and N; paired difference to scratch."""
+    """Markdown: mean ± std (over seeds) per method and N with the number of seeds; paired
+    difference to scratch (same N, same seed) with its sign count and every seed's value."""
     def val(r):
         return float(r[metric]) if r.get(metric) not in (None, "") else math.nan
 
     table = {(r["method"], int(r["n"]), int(r["seed"])): val(r) for r in rows}
+    table = {k: v for k, v in table.items() if not math.isnan(v)}
     seeds = sorted({s for (_, _, s) in table})
     out = [f"# Few-label results ({metric}, mean ± std over seeds)", "",
-           "| method | " + " | ".join(f"N={n}" for n in ns) + " |",
-           "|---|" + "---|" * len(ns)]
+           "| method | seeds | " + " | ".join(f"N={n}" for n in ns) + " |",
+           "|---|---|" + "---|" * len(ns)]
     for m in methods:
-        cells = [_fmt([table[(m, n, s)] for s in seeds if (m, n, s) in table]) for n in ns]
-        out.append(f"| {m} | " + " | ".join(cells) + " |")
+        m_seeds = sorted({s for (mm, n, s) in table if mm == m and n in ns})
+        cells = []
+        for n in ns:
+            v = [table[(m, n, s)] for s in seeds if (m, n, s) in table]
+            partial = f" ({len(v)} of {len(m_seeds)} seeds)" if 0 < len(v) < len(m_seeds) else ""
+            cells.append(_fmt(v) + partial)
+        out.append(f"| {m} | {len(m_seeds)} | " + " | ".join(cells) + " |")
     if "scratch" in methods and len(methods) > 1:
         out += ["", "## Paired difference to scratch (same N, same seed)", "",
+                "Mean ± std of (method − scratch) over seeds; in brackets how many seeds are "
+                "better (+) and worse (−) than scratch, then the difference of each seed "
+                "in seed order.", "",
                 "| method | " + " | ".join(f"N={n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
         for m in methods:
             if m == "scratch":
                 continue
             cells = []
             for n in ns:
-                d = [table[(m, n, s)] - table[("scratch", n, s)] for s in seeds
-                     if (m, n, s) in table and ("scratch", n, s) in table]
-                d = [x for x in d if not math.isnan(x)]
+                paired = [s for s in seeds if (m, n, s) in table and ("scratch", n, s) in table]
+                d = [table[(m, n, s)] - table[("scratch", n, s)] for s in paired]
                 if not d:
                     cells.append("–")
                     continue
                 pos, neg = sum(x > 0 for x in d), sum(x < 0 for x in d)
-                cells.append(f"{np.mean(d):+.3f} ± {np.std(d):.3f} ({pos}+/{neg}− of {len(d)})")
+                if len(d) == 1:  # one seed: no spread to give, nothing more to list
+                    cells.append(f"{_signed(d[0])} ({pos}+/{neg}− of 1)")
+                    continue
+                each = ", ".join(_signed(x) for x in d)
+                cells.append(f"{_signed(float(np.mean(d)))} ± {np.std(d):.3f} "
+                             f"({pos}+/{neg}− of {len(d)}: {each})")
             out.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
-def plot_results(rows: list[dict], metric: str, methods: list[str], ns: list[int], path: Path) -> None:
-    """PNG of the metric (mean ± std over seeds) against N, one line per method."""
-    import matplotlib
+def results_figure(rows: list[dict], metric: str, methods: list[str], ns: list[int]):
+    """The figure of :func:`plot_results` (a ``matplotlib.figure.Figure``, no pyplot state):
+    metric (mean ± std over seeds) against N on a log axis ticked at the N values only,
+    one line per method, the methods' points shifted a little sideways so that their
+    error bars do not hide each other, the legend beside the axes."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    for m in methods:
-        xs, ys, es = [], [], []
+    ns = sorted(ns)
+    fig = Figure(figsize=(6.4, 3.8), dpi=120)
+    ax = fig.subplots()
+    # sideways shift in log space: a few % of the decades shown, centred on the true N
+    span = math.log(max(ns) / min(ns)) if len(ns) > 1 and min(ns) > 0 else math.log(10)
+    step = 0.035 * span
+    most_seeds = 0
+    for i, m in enumerate(methods):
+        xs, ys, es, k = [], [], [], []
         for n in ns:
             v = [float(r[metric]) for r in rows if r["method"] == m and int(r["n"]) == n
                  and r.get(metric) not in (None, "")]
             v = [x for x in v if not math.isnan(x)]
             if v:
-                xs.append(n), ys.append(np.mean(v)), es.append(np.std(v))
-        if xs:
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=m)
+                xs.append(n), ys.append(np.mean(v)), es.append(np.std(v)), k.append(len(v))
+        if not xs:
+            continue
+        shift = math.exp(step * (i - (len(methods) - 1) / 2))
+        seeds = f"{min(k)}" if min(k) == max(k) else f"{min(k)}–{max(k)}"
+        label = f"{m} ({seeds} seed{'s' if max(k) > 1 else ''})"
+        most_seeds = max(most_seeds, max(k))
+        ax.errorbar([x * shift for x in xs], ys, yerr=es if max(k) > 1 else None, marker="o",
+                    capsize=4, label=label)
     ax.set_xscale("log")
-    ax.set_xticks(ns)
-    ax.set_xticklabels([str(n) for n in ns])
-    ax.set_xlabel("labelled studies N")
-    ax.set_ylabel(metric.replace("_", " "))
+    # ticks at the N values only: no log-axis minor ticks, no "2×10⁰" labels
+    ax.xaxis.set_major_locator(FixedLocator(ns))
+    ax.xaxis.set_major_formatter(FixedFormatter([str(n) for n in ns]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    lo, hi = min(ns), max(ns)
+    pad = math.exp(max(0.25 * span, step * len(methods)))
+    ax.set_xlim(lo / pad, hi * pad)
+    ax.set_xlabel("labelled subjects N")
+    ax.set_ylabel(f"{metric_name(metric)} (test set)")
+    spread = "mean ± std over seeds" if most_seeds > 1 else "one seed: no error bars"
+    ax.set_title(f"{metric_name(metric)} vs labelled subjects ({spread})", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  frameon=False, title="method")
     fig.tight_layout()
+    return fig
+
+
+def plot_results(rows: list[dict], metric: str, methods: list[str], ns: list[int], path: Path) -> None:
+    """PNG of the metric (mean ± std over seeds) against N, one line per method
+    (see :func:`results_figure`), written atomically."""
+    fig = results_figure(rows, metric, methods, ns)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
+    fig.savefig(tmp, format="png")
     tmp.replace(path)
 
 
@@ -276,6 +371,15 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     metric = primary_metric(cfg.task)
     rows = _read_rows(out / RESULTS)
     done = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
+    grid = [(seed, method, n) for seed in cfg.seeds for method in cfg.methods for n in cfg.labelled]
+    n_pre = len({(m, s) for (s, m, _) in grid if m != "scratch"})
+    echo(f"experiment: {len(grid)} cells ({', '.join(cfg.methods)} x N={','.join(map(str, cfg.labelled))} "
+         f"x {len(cfg.seeds)} seed{'s' if len(cfg.seeds) > 1 else ''}), {n_pre} pretraining "
+         f"run{'s' if n_pre != 1 else ''}; each run's log: {out}/*/*/log.txt")
+    n_done = sum((m, n, s) in done for (s, m, n) in grid)
+    if n_done:
+        echo(f"{n_done} of {len(grid)} cells done earlier ({out / RESULTS})")
+    index = {c: i + 1 for i, c in enumerate(grid)}
     for seed in cfg.seeds:
         for method in cfg.methods:
             todo = [n for n in cfg.labelled if (method, n, seed) not in done]
@@ -286,12 +390,17 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
                 init = str(pretrain_once(method, seed, cache_path, split.pretrain, cfg.pretrain,
                                          out / "pretrain" / f"{method}-s{seed}", echo))
             for n in todo:
-                echo(f"cell {method} N={n} seed={seed}")
-                row = run_cell(method, n, seed, init, cfg, cache_path,
-                               out / "cells" / f"{method}-n{n}-s{seed}", echo)
+                cell = out / "cells" / f"{method}-n{n}-s{seed}"
+                what = f"[{index[(seed, method, n)]}/{len(grid)}] {method} N={n} seed {seed}"
+                try:
+                    row = run_cell(method, n, seed, init, cfg, cache_path, cell)
+                except Exception:
+                    echo(f"{what}: failed, see {cell / 'log.txt'}")
+                    raise
                 rows.append(row)
                 _write_rows(out / RESULTS, rows)
-                echo(f"  {metric} = {float(row[metric]):.3f}")
+                echo(f"{what}: {metric_name(metric)} {float(row[metric]):.3f} "
+                     f"({float(row['cell_seconds']):.0f} s)")
     summary = summarise_results(rows, metric, cfg.methods, sorted(cfg.labelled))
     write_text_atomic(out / "summary.md", summary)
     plot_results(rows, metric, cfg.methods, sorted(cfg.labelled), out / "dice_vs_n.png")

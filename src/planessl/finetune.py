@@ -206,7 +206,8 @@ def load_config_for(overrides: list[str], config_file: str | None = None) -> Fin
 
 def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path,
              overrides: list[str] | None = None, seed: int | None = None,
-             config_file: str | None = None, echo: Callable[[str], None] = print) -> dict:
+             config_file: str | None = None, echo: Callable[[str], None] = print,
+             quiet: bool = False) -> dict:
     """Run one fine-tuning; returns ``model.json``'s content (plus timing).
 
     Args:
@@ -216,6 +217,8 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         out: the run folder to create.
         overrides: ``key=value`` configuration overrides.
         seed: overrides ``seed``.
+        echo: where planessl's messages go.
+        quiet: no progress bar (for runs inside :func:`planessl.engine.quiet_logging`).
     """
     import pytorch_lightning as pl
     import torch
@@ -313,7 +316,7 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     tr = dataclasses.replace(cfg.trainer, max_steps=ft.steps, max_epochs=-1, val_every_n_epochs=1,
                              log_every_n_steps=min(cfg.trainer.log_every_n_steps, interval))
     trainer = build_trainer(tr, out, monitor=monitor if val_dl is not None else None, mode="max",
-                            use_distributed_sampler=False)
+                            use_distributed_sampler=False, quiet=quiet)
     t0 = time.time()
     trainer.fit(module, train_dl, val_dl)
     train_s = time.time() - t0

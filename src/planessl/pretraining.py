@@ -38,11 +38,13 @@ def sample_spec(cfg: PretrainConfig):
 
 def run_pretraining(cfg: PretrainConfig, cache: str | Path | Cache, out_dir: str | Path,
                     resume: bool = False, callbacks: Iterable = (),
-                    command: Sequence[str] | None = None, ids: Sequence[str] | None = None):
+                    command: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+                    quiet: bool = False):
     """Train a pretext task; returns the trained :class:`PretrainModule`.
 
     Writes the run folder described in :mod:`planessl.engine`, the validation heatmap
-    preview ``val_heatmaps.png`` (line tasks) and ``weights.safetensors``.
+    preview ``val_heatmaps.png`` (line tasks) and ``weights.safetensors``. ``quiet``: no
+    progress bar (for runs inside :func:`planessl.engine.quiet_logging`).
     """
     import pytorch_lightning as pl
 
@@ -64,7 +66,7 @@ def run_pretraining(cfg: PretrainConfig, cache: str | Path | Cache, out_dir: str
     module = PretrainModule(cfg)
     module.preview_path = out_dir / "val_heatmaps.png"
     data = PretrainDataModule(cache, cfg.data, cfg.augment, spec, seed=cfg.seed, ids=ids)
-    trainer = build_trainer(cfg.trainer, out_dir, callbacks=callbacks)
+    trainer = build_trainer(cfg.trainer, out_dir, callbacks=callbacks, quiet=quiet)
     if trainer.is_global_zero:
         save_run_info(out_dir, config_to_dict(cfg), cfg.seed, list(command) if command else None)
     fit(trainer, module, data, out_dir, ckpt)

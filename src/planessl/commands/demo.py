@@ -16,7 +16,8 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="phantom data -> pretrain -> few-label fine-tuning -> table + plot",
                        description="Run the few-label experiment end to end on fresh phantom "
                                    "data (multitask pretraining vs scratch).")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", default="planessl_demo", metavar="DIR",
+                   help="output folder (default: planessl_demo in the current directory)")
     p.add_argument("--subjects", type=int, default=24, help="phantom subjects (default 24)")
     p.add_argument("--labelled", type=int, nargs="+", default=[1, 3], metavar="N",
                    help="labelled subjects per fine-tuning (default 1 3)")
@@ -71,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
                          "data.batch_size=8", f"split.pool_size={pool}", "split.val_size=2",
                          f"split.test_fraction={test / args.subjects}"])
     rows, summary = run_experiment(cfg, out / "experiment")
+    print()
     print(summary)
-    print(f"plot: {out / 'experiment' / 'dice_vs_n.png'}; total {time.time() - t0:.0f} s")
+    exp = out / "experiment"
+    print(f"table: {exp / 'summary.md'}; plot: {exp / 'dice_vs_n.png'}; "
+          f"total {time.time() - t0:.0f} s")
     return 0

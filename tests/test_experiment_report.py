@@ -1,0 +1,93 @@
+"""The experiment's report: summary.md, the Dice-vs-N plot, and the quiet run log."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+
+from planessl.experiment import results_figure, summarise_results
+
+DIFFS = (0.031, -0.004, 0.012)
+
+
+def _rows(ns=(1, 3), seeds=(0, 1, 2)):
+    rows = []
+    for n in ns:
+        for s in seeds:
+            base = 0.5 + 0.05 * n + 0.01 * s
+            rows.append({"method": "scratch", "n": str(n), "seed": str(s), "mean_dice": str(base)})
+            rows.append({"method": "multitask", "n": str(n), "seed": str(s),
+                         "mean_dice": str(base + DIFFS[s])})
+    return rows
+
+
+def test_summary_states_seeds_and_every_paired_difference():
+    text = summarise_results(_rows(), "mean_dice", ["scratch", "multitask"], [1, 3])
+    assert "| method | seeds | N=1 | N=3 |" in text
+    assert "| scratch | 3 |" in text and "| multitask | 3 |" in text
+    assert "+0.013 ± 0.014 (2+/1− of 3: +0.031, −0.004, +0.012)" in text
+
+
+def test_summary_marks_a_cell_with_fewer_seeds():
+    rows = [r for r in _rows() if not (r["n"] == "3" and r["seed"] == "2")]
+    text = summarise_results(rows, "mean_dice", ["scratch", "multitask"], [1, 3])
+    assert "(2 of 3 seeds)" in text and "(2+/0− of 2: +0.031, −0.004)" not in text
+    assert "(1+/1− of 2: +0.031, −0.004)" in text
+
+
+@pytest.mark.parametrize("ns", [[1, 3], [1, 2, 5, 10], [4]])
+def test_plot_ticks_only_at_n_and_arms_side_by_side(ns):
+    fig = results_figure(_rows(ns), "mean_dice", ["scratch", "multitask"], ns)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(n) for n in ns]
+    assert list(ax.get_xticks()) == ns
+    assert len(ax.get_xticks(minor=True)) == 0
+    assert all(t.get_text() == "" for t in ax.get_xticklabels(minor=True))
+    # one line per arm, its points shifted a little sideways of the true N, the arms apart
+    xs = [[float(v) for v in bars.lines[0].get_xdata()] for bars in ax.containers]
+    assert len(xs) == 2
+    for x in xs:
+        assert all(0.9 * n < xi < 1.1 * n for xi, n in zip(x, ns))
+    assert all(a < b for a, b in zip(*xs))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["scratch (3 seeds)", "multitask (3 seeds)"]
+
+
+def test_quiet_logging_sends_library_output_to_the_log(tmp_path, capsys):
+    from planessl.engine import quiet_logging
+
+    lightning = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    before = logging.getLogger("pytorch_lightning").handlers[:]
+    with quiet_logging(tmp_path / "run" / "log.txt") as log:
+        log("cell scratch N=1")
+        lightning.info("GPU available: False, used: False")
+        warnings.warn("a library warning", UserWarning)
+        print("a stray print")
+    assert capsys.readouterr() == ("", "")
+    text = (tmp_path / "run" / "log.txt").read_text()
+    for expected in ("cell scratch N=1", "GPU available", "UserWarning: a library warning",
+                     "a stray print"):
+        assert expected in text
+    assert logging.getLogger("pytorch_lightning").handlers == before
+
+
+def test_quiet_logging_logs_the_error_and_raises(tmp_path):
+    from planessl.engine import quiet_logging
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with quiet_logging(tmp_path / "log.txt"):
+            raise RuntimeError("boom")
+    assert "run failed" in (tmp_path / "log.txt").read_text()
+
+
+def test_one_seed_gives_no_spread():
+    rows = _rows(seeds=(0,))
+    text = summarise_results(rows, "mean_dice", ["scratch", "multitask"], [1, 3])
+    assert "| multitask | 1 | 0.581 | 0.681 |" in text
+    assert "| multitask | +0.031 (1+/0− of 1) | +0.031 (1+/0− of 1) |" in text
+    ax = results_figure(rows, "mean_dice", ["scratch", "multitask"], [1, 3]).axes[0]
+    assert "no error bars" in ax.get_title()
+    assert all(not bars.has_yerr for bars in ax.containers)
