@@ -192,11 +192,12 @@ def sample_anatomy(rng: np.random.Generator, category: int | None = None) -> Ana
 
     Inter-subject variability (all from ``rng``): long-axis direction (up to 32 deg from
     the mean left-anterior-inferior axis), RV side about the long axis (sd 12 deg, within
-    25 deg), overall heart size (x0.8-1.2 on top of the phenotype's ranges; x0.85-1.1 for
-    dilation), heart position in the chest, RV crescent (offset, width, extent around the
-    LV, length, wall), papillary muscles (position, size), trabeculation depth and density,
-    epicardial and subcutaneous fat, chest wall, thorax size, lungs, liver dome, spine and
-    descending aorta.
+    25 deg of its mean), overall heart size (x0.88-1.32, i.e. 1.1 +-20 %, on top of the
+    phenotype's ranges, which alone give hearts smaller than ACDC's; x0.9-1.1 for
+    dilation), heart position in the chest, RV crescent (offset, thickness, extent around
+    the LV, length, wall), papillary muscles (position, size), trabeculation depth and
+    density, patchy epicardial fat, subcutaneous fat, chest wall, thorax size, lungs and
+    diaphragm level, liver, mediastinal/abdominal clutter, spine and descending aorta.
     """
     if category is None:
         category = int(rng.integers(len(CLASS_NAMES)))
@@ -208,30 +209,35 @@ def sample_anatomy(rng: np.random.Generator, category: int | None = None) -> Ana
         u = _unit(mean_u + rng.normal(0, 0.2, 3))
         if u[0] > 0.1 and u[1] < -0.1 and u[2] < -0.1 and u @ mean_u > np.cos(np.deg2rad(32)):
             break
-    # The RV lies right-anterior of the LV: start from (-1, -1, 0) projected off u.
+    # The RV lies right-anterior of the LV: start from (-1, -1, 0) projected off u, turned
+    # 25 deg (+-25) about u toward the patient's right, so that a SAX slice in the standard
+    # display shows the RV on the left, a little above the LV (as real SAX images do).
     s0 = np.array([-1.0, -1.0, 0.0])
     s0 = s0 - (s0 @ u) * u
-    s = rotation(u, np.deg2rad(np.clip(rng.normal(0, 12), -25, 25))) @ _unit(s0)
+    s = rotation(u, np.deg2rad(25 + np.clip(rng.normal(0, 12), -25, 25))) @ _unit(s0)
     w = np.cross(u, s)
     if cat == "normal":
         ri, wall, li = rng.uniform(22, 27), rng.uniform(7, 10), rng.uniform(75, 88)
         k_r, descent = rng.uniform(0.28, 0.34), rng.uniform(10, 15)
-        scale = rng.uniform(0.8, 1.2)
+        scale = rng.uniform(0.88, 1.32)
     elif cat == "hypertrophy":
         ri, wall, li = rng.uniform(19, 24), rng.uniform(13, 17), rng.uniform(70, 82)
         k_r, descent = rng.uniform(0.33, 0.40), rng.uniform(8, 12)
-        scale = rng.uniform(0.8, 1.2)
+        scale = rng.uniform(0.88, 1.32)
     else:  # dilation
         ri, wall, li = rng.uniform(30, 36), rng.uniform(6, 8), rng.uniform(90, 104)
         k_r, descent = rng.uniform(0.08, 0.14), rng.uniform(4, 7)
-        scale = rng.uniform(0.85, 1.1)
+        scale = rng.uniform(0.9, 1.1)
     # Whole-heart size: lengths scale linearly, the wall with the square root.
     ri, li, wall = ri * scale, li * scale, wall * np.sqrt(scale)
     apex = np.array([rng.uniform(45, 90), rng.uniform(-85, -45), 0.0])
     base = apex - li * u
-    rv_offset = rng.uniform(0.6, 0.95)
-    rv_width = rng.uniform(1.0, 1.5)
-    rv_width = min(rv_width, rv_offset + 0.6)  # the RV never wraps behind the LV
+    # RV crescent: centre offset k and semi-axis along s (both x the epicardial radius) from
+    # the free-wall-to-epicardium thickness k + width - 1 (0.5-1.05); k - width >= -0.6
+    # keeps the RV from wrapping behind the LV.
+    rv_offset = rng.uniform(0.55, 0.95)
+    rv_thick = min(rng.uniform(0.5, 1.05), 2 * rv_offset - 0.4)
+    rv_width = rv_thick + 1 - rv_offset
     pap = rng.uniform(0.5, 1.1, 2)
     heart = Heart(
         base=base, u=u, s=s, w=w, aortic_angle_deg=float(rng.uniform(35, 55)),

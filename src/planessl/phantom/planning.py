@@ -5,9 +5,10 @@ mitral plane to beyond the apex; the 2CH, 3CH (LVOT) and 4CH views contain the l
 and pass through the LV and, respectively, the anterior/inferior walls, the aortic root and
 the RV. Each view has its own field of view, matrix and pixel spacing, and small planning
 errors (degrees, mm). Display orientation: SAX from the usual convention (anterior up, the
-patient's left on the image right) turned in-plane by up to +-45 deg and mirrored half of
-the time (archives such as ACDC store SAX slices in many orientations), with the heart up
-to 28 mm off the centre of the field of view; long-axis views with the apex up.
+patient's left on the image right, so the RV is on the upper left) turned in-plane by up to
++-30 deg and, half of the time, mirrored upside down (RV on the lower left, as most ACDC
+volumes are stored), with the heart up to 28 mm off the centre of the field of view;
+long-axis views with the apex up.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class PlanningSettings:
     offset_error_mm: float = 1.5                      # sd of the plane shift error
     fov_offset_mm: float = 12.0                       # sd of the LAX FOV centre offset
     sax_offset_mm: float = 28.0                       # SAX: heart up to this far off-centre
-    sax_rotation_deg: float = 45.0                    # SAX: in-plane rotation, uniform +-
+    sax_rotation_deg: float = 30.0                    # SAX: in-plane rotation, uniform +-
     sax_mirror: float = 0.5                           # SAX: probability of a mirrored display
 
 
@@ -102,7 +103,7 @@ def plan_views(anatomy: Anatomy, rng: np.random.Generator,
     centre0 = h.base + 0.4 * h.lv_length * u + off + rng.normal(0, st.offset_error_mm) * n
     centre0 = centre0 - ((centre0 - h.base) @ n) * n + start * n  # on the first slice
     # Display: anterior up and the patient's left on the right, then turned in-plane and
-    # (as stored by some scanners and archives) mirrored, so the RV is seen on either side.
+    # (as stored by some archives) mirrored upside down.
     down = np.array([0.0, 1.0, 0.0]) - n[1] * n
     down /= np.linalg.norm(down)
     right = np.cross(down, n)
@@ -111,7 +112,7 @@ def plan_views(anatomy: Anatomy, rng: np.random.Generator,
     turn = rotation(n, np.deg2rad(rng.uniform(-st.sax_rotation_deg, st.sax_rotation_deg)))
     down, right = turn @ down, turn @ right
     if rng.uniform() < st.sax_mirror:
-        right = -right
+        down = -down  # upside down: the RV at the lower left, as most ACDC volumes are stored
     out["sax"] = [oriented_plane(centre0 + k * gap * n, n, down, spacing, shape, thick,
                                  right_hint=right)
                   for k in range(count)]

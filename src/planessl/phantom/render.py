@@ -58,14 +58,14 @@ class Contrast:
 def sample_contrast(rng: np.random.Generator, centre: np.ndarray) -> Contrast:
     """Random contrast for one subject: gain, each tissue's intensity relative to blood
     (:data:`INTENSITY_RANGE`, e.g. myocardium 0.15-0.34, fat 0.6-1.05, lung 0.02-0.1), SNR
-    9-40, a bias field up to about x1.7 across the field of view, point-spread blur 0.4-1.3
+    12-40, a bias field up to about x1.7 across the field of view, point-spread blur 0.4-1.3
     px, texture amplitudes x0.6-1.5 (blood 0.02-0.12: flow)."""
     gain = rng.uniform(300, 1200)
     table = np.array([rng.uniform(*INTENSITY_RANGE[t]) for t in TISSUES])
     amp = np.array([TEXTURE_AMPLITUDE[t] for t in TISSUES]) * rng.uniform(0.6, 1.5, len(TISSUES))
     amp[TISSUES.index("blood")] = rng.uniform(0.02, 0.12)
     amp[TISSUES.index("lung")] = rng.uniform(0.25, 0.6)
-    return Contrast(table=(table * gain).astype(np.float32), snr=float(rng.uniform(9, 40)),
+    return Contrast(table=(table * gain).astype(np.float32), snr=float(rng.uniform(12, 40)),
                     bias_coef=rng.normal(0, 1, 6) * np.array([0.3, 0.3, 0.3, 0.1, 0.1, 0.1]),
                     bias_centre=np.asarray(centre, dtype=np.float64) + rng.normal(0, 40, 3),
                     blur_px=float(rng.uniform(0.4, 1.3)),
