@@ -165,3 +165,82 @@ def test_breath_hold_offsets_misregister_views():
     aligned = line_agreement(make_study(5, 0, frames=2))[0]
     shifted = line_agreement(make_study(5, 0, frames=2, breath_hold_mm=5.0))[0]
     assert shifted < aligned - 0.01
+
+
+def _mid_sax_measures(study):
+    """LV centroid offset from the image centre (mm, 2), LV cavity area (mm^2), RV-to-LV
+    direction in the image (deg, counter-clockwise from the image right) and the
+    myocardium/blood intensity ratio, on the mid-ventricular SAX slice at ED."""
+    sax = study.views("sax")[0]
+    ed = sax.ed_frame
+    with_lv = [k for k in range(sax.n_slices) if (sax.labels[k, ed] == 3).sum() > 20]
+    k = with_lv[len(with_lv) // 2]
+    lab, img, plane = sax.labels[k, ed], sax.pixels[k, ed], sax.planes[k]
+    di, dj = plane.spacing
+    lv, rv = np.argwhere(lab == 3).mean(0), np.argwhere(lab == 1).mean(0)
+    offset = (lv - (np.array(plane.shape) - 1) / 2) * np.array([di, dj])
+    angle = np.degrees(np.arctan2(-(rv[0] - lv[0]), rv[1] - lv[1]))
+    return offset, (lab == 3).sum() * di * dj, angle, img[lab == 2].mean() / img[lab == 3].mean()
+
+
+def _covered_arc(angles_deg):
+    """Smallest arc (deg) of the circle that holds every angle."""
+    a = np.sort(np.mod(angles_deg, 360))
+    gaps = np.diff(np.concatenate([a, [a[0] + 360]]))
+    return 360 - gaps.max()
+
+
+def test_subjects_vary_beyond_one_labelled_subject():
+    """12 subjects differ in heart position in the field of view, size, orientation of the
+    SAX image (RV side) and contrast: one subject does not cover the others."""
+    m = [_mid_sax_measures(make_study(21, k, frames=2)) for k in range(12)]
+    offsets = np.array([x[0] for x in m])
+    areas = np.array([x[1] for x in m])
+    angles = np.array([x[2] for x in m])
+    ratios = np.array([x[3] for x in m])
+    assert np.sqrt((offsets.std(axis=0) ** 2).sum()) > 12      # mm, 2D spread of the LV
+    assert np.linalg.norm(offsets, axis=1).max() > 15           # some heart well off-centre
+    assert np.linalg.norm(offsets, axis=1).max() < 60           # ... still in the FOV
+    assert areas.max() / areas.min() > 2.0                      # LV cavity size
+    assert _covered_arc(angles) > 80                            # RV side in the image
+    # ... within a realistic range: the RV on the image's left (upper or lower), as in the
+    # standard display and in the ACDC volumes.
+    assert np.all(np.abs(angles) > 80)
+    assert ratios.max() - ratios.min() > 0.06                   # myocardium/blood contrast
+    hearts = [make_anatomy(21, k)[0].heart for k in range(12)]
+    for name, spread in (("rv_width", 0.15), ("rv_offset", 0.1), ("papillary_radius", 1.0),
+                         ("trabeculation", 0.08), ("fat", 2.0)):
+        values = [getattr(h, name) for h in hearts]
+        assert max(values) - min(values) > spread, name
+    axes = np.array([h.u for h in hearts])
+    assert np.degrees(np.arccos(np.clip(axes @ axes.mean(0) / np.linalg.norm(axes.mean(0)),
+                                        -1, 1))).max() > 10       # long-axis direction
+
+
+def test_subject_is_deterministic_whatever_the_order_and_process():
+    import hashlib
+    import subprocess
+    import sys
+
+    def digest(st):
+        h = hashlib.sha256()
+        for s in st.series:
+            h.update(s.pixels.tobytes())
+            h.update(s.labels.tobytes())
+            for p in s.planes:
+                h.update(np.asarray(p.origin, np.float64).tobytes())
+        return h.hexdigest()
+
+    first = digest(make_study(9, 4, frames=2))
+    for k in range(3):
+        make_study(9, k, frames=2)
+    assert digest(make_study(9, 4, frames=2)) == first
+    code = ("import hashlib, numpy as np; from planessl.phantom import make_study;"
+            "st = make_study(9, 4, frames=2); h = hashlib.sha256()\n"
+            "for s in st.series:\n"
+            "    h.update(s.pixels.tobytes()); h.update(s.labels.tobytes())\n"
+            "    [h.update(np.asarray(p.origin, np.float64).tobytes()) for p in s.planes]\n"
+            "print(h.hexdigest())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**__import__("os").environ, "PYTHONHASHSEED": "123"})
+    assert out.stdout.strip() == first

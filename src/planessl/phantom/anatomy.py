@@ -86,6 +86,21 @@ class Heart:
     fat: float             # epicardial fat thickness, mm
     papillary_radius: float
     category: int = 0
+    rv_offset: float = 0.8  # RV centre along s, fraction of the ED epicardial radius
+    #: Angles (rad, from s about u) of the two papillary muscles, and their distance from
+    #: the LV axis as a fraction of the cavity radius.
+    papillary_angles: tuple = (np.pi - 0.85, np.pi + 0.85)
+    papillary_offset: float = 0.68
+    #: Trabeculation: depth of the trabeculated layer (fraction of the cavity radius; 0 =
+    #: smooth endocardium), fraction of that layer filled with muscle, and the pattern's
+    #: angular frequencies (per turn), pitches along u (rad/mm) and phases.
+    trabeculation: float = 0.0
+    trabecular_fill: float = 0.3
+    trabecular_waves: tuple = ((7.0, 0.05, 0.0), (11.0, -0.08, 1.0), (17.0, 0.12, 2.0))
+    #: Epicardial fat is patchy: kept where ``cos(2 phi + p0) + cos(3 phi + p1) > fat_patch``
+    #: (phi: angle about u from s); -2 gives a complete layer.
+    fat_patch: float = -2.0
+    fat_phases: tuple = (0.0, 0.0)
 
     @property
     def t(self) -> np.ndarray:
@@ -149,6 +164,17 @@ class Body:
     spine_radius: float
     descending_aorta: np.ndarray  # (x, y)
     descending_aorta_radius: float
+    #: Mediastinal/abdominal clutter inside the chest wall: a smooth random 3D field
+    #: (wave vectors (K, 3) rad/mm and phases) thresholded into fat (field > clutter_fat),
+    #: fluid-filled bowel/stomach (< -clutter_fluid) and solid organs (just above that).
+    clutter_waves: np.ndarray | None = None
+    clutter_phases: np.ndarray | None = None
+    clutter_fat: float = 1.0
+    clutter_fluid: float = 1.5
+    #: Above ``diaphragm_z`` (mm, z of LPS) the clutter is the mediastinum: fat where the
+    #: field exceeds ``mediastinal_fat``, grey soft tissue elsewhere.
+    diaphragm_z: float | None = None
+    mediastinal_fat: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,56 +188,111 @@ class Anatomy:
 # ----------------------------------------------------------------------------- sampling
 def sample_anatomy(rng: np.random.Generator, category: int | None = None) -> Anatomy:
     """A random subject. ``category`` (index in :data:`CLASS_NAMES`) picks the LV phenotype;
-    ``None`` draws it uniformly."""
+    ``None`` draws it uniformly.
+
+    Inter-subject variability (all from ``rng``): long-axis direction (up to 32 deg from
+    the mean left-anterior-inferior axis), RV side about the long axis (sd 12 deg, within
+    25 deg of its mean), overall heart size (x0.88-1.32, i.e. 1.1 +-20 %, on top of the
+    phenotype's ranges, which alone give hearts smaller than ACDC's; x0.9-1.1 for
+    dilation), heart position in the chest, RV crescent (offset, thickness, extent around
+    the LV, length, wall), papillary muscles (position, size), trabeculation depth and
+    density, patchy epicardial fat, subcutaneous fat, chest wall, thorax size, lungs and
+    diaphragm level, liver, mediastinal/abdominal clutter, spine and descending aorta.
+    """
     if category is None:
         category = int(rng.integers(len(CLASS_NAMES)))
     cat = CLASS_NAMES[category]
-    # Long axis within the normal range: about 45 deg from each body axis, randomised.
-    u = _unit(np.array([1.0, -1.0, -1.0]) / np.sqrt(3) + rng.normal(0, 0.12, 3))
-    # The RV lies right-anterior of the LV: start from (-1, -1, 0) projected off u.
+    # Long axis about 45 deg from each body axis, randomised (rejection keeps it left,
+    # anterior and inferior and within 32 deg of the mean direction).
+    mean_u = np.array([1.0, -1.0, -1.0]) / np.sqrt(3)
+    while True:
+        u = _unit(mean_u + rng.normal(0, 0.2, 3))
+        if u[0] > 0.1 and u[1] < -0.1 and u[2] < -0.1 and u @ mean_u > np.cos(np.deg2rad(32)):
+            break
+    # The RV lies right-anterior of the LV: start from (-1, -1, 0) projected off u, turned
+    # 25 deg (+-25) about u toward the patient's right, so that a SAX slice in the standard
+    # display shows the RV on the left, a little above the LV (as real SAX images do).
     s0 = np.array([-1.0, -1.0, 0.0])
     s0 = s0 - (s0 @ u) * u
-    s = rotation(u, np.deg2rad(rng.normal(0, 8))) @ _unit(s0)
+    s = rotation(u, np.deg2rad(25 + np.clip(rng.normal(0, 12), -25, 25))) @ _unit(s0)
     w = np.cross(u, s)
     if cat == "normal":
         ri, wall, li = rng.uniform(22, 27), rng.uniform(7, 10), rng.uniform(75, 88)
         k_r, descent = rng.uniform(0.28, 0.34), rng.uniform(10, 15)
+        scale = rng.uniform(0.88, 1.32)
     elif cat == "hypertrophy":
         ri, wall, li = rng.uniform(19, 24), rng.uniform(13, 17), rng.uniform(70, 82)
         k_r, descent = rng.uniform(0.33, 0.40), rng.uniform(8, 12)
+        scale = rng.uniform(0.88, 1.32)
     else:  # dilation
         ri, wall, li = rng.uniform(30, 36), rng.uniform(6, 8), rng.uniform(90, 104)
         k_r, descent = rng.uniform(0.08, 0.14), rng.uniform(4, 7)
-    apex = np.array([rng.uniform(55, 80), rng.uniform(-70, -55), 0.0])
+        scale = rng.uniform(0.9, 1.1)
+    # Whole-heart size: lengths scale linearly, the wall with the square root.
+    ri, li, wall = ri * scale, li * scale, wall * np.sqrt(scale)
+    apex = np.array([rng.uniform(45, 90), rng.uniform(-85, -45), 0.0])
     base = apex - li * u
+    # RV crescent: centre offset k and semi-axis along s (both x the epicardial radius) from
+    # the free-wall-to-epicardium thickness k + width - 1 (0.5-1.05); k - width >= -0.6
+    # keeps the RV from wrapping behind the LV.
+    rv_offset = rng.uniform(0.55, 0.95)
+    rv_thick = min(rng.uniform(0.5, 1.05), 2 * rv_offset - 0.4)
+    rv_width = rv_thick + 1 - rv_offset
+    pap = rng.uniform(0.5, 1.1, 2)
     heart = Heart(
         base=base, u=u, s=s, w=w, aortic_angle_deg=float(rng.uniform(35, 55)),
-        lv_radius=float(ri), lv_ellipticity=float(rng.uniform(0.92, 1.04)),
-        lv_length=float(li), wall=float(wall), apex_wall=float(wall * rng.uniform(0.6, 0.8)),
+        lv_radius=float(ri), lv_ellipticity=float(rng.uniform(0.9, 1.06)),
+        lv_length=float(li), wall=float(wall), apex_wall=float(wall * rng.uniform(0.55, 0.85)),
         radial_shortening=float(k_r), descent=float(descent),
-        rv_width=float(rng.uniform(1.2, 1.4)), rv_depth=float(rng.uniform(1.1, 1.25)),
-        rv_length=float(rng.uniform(0.75, 0.85)), rv_shortening=float(rng.uniform(0.15, 0.25)),
-        rv_wall=float(rng.uniform(2.5, 3.5)), la_radius=float(rng.uniform(20, 25)),
-        la_length=float(rng.uniform(20, 26)), ra_radius=float(rng.uniform(20, 25)),
-        ra_length=float(rng.uniform(22, 28)), aorta_radius=float(rng.uniform(12, 15)),
-        fat=float(rng.uniform(2, 5)), papillary_radius=float(rng.uniform(3.0, 4.5)),
-        category=category)
-    half_width = rng.uniform(150, 185)
-    half_depth = rng.uniform(100, 125)
-    centre = np.array([rng.uniform(-5, 5), rng.uniform(-5, 10) - 10])
-    zc = base[2]
+        rv_width=float(rv_width), rv_depth=float(rng.uniform(0.95, 1.4)),
+        rv_length=float(rng.uniform(0.68, 0.9)), rv_shortening=float(rng.uniform(0.12, 0.3)),
+        rv_wall=float(rng.uniform(2.0, 4.5)), la_radius=float(rng.uniform(18, 26) * scale),
+        la_length=float(rng.uniform(18, 27) * scale), ra_radius=float(rng.uniform(18, 26) * scale),
+        ra_length=float(rng.uniform(20, 29) * scale),
+        aorta_radius=float(rng.uniform(11, 16) * scale),
+        fat=float(rng.uniform(1.5, 8)), papillary_radius=float(rng.uniform(2.5, 4.5) * scale),
+        category=category, rv_offset=float(rv_offset),
+        papillary_angles=(float(np.pi - pap[0]), float(np.pi + pap[1])),
+        papillary_offset=float(rng.uniform(0.55, 0.78)),
+        fat_patch=float(rng.uniform(-1.2, 0.8)),
+        fat_phases=(float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0, 2 * np.pi))),
+        trabeculation=float(rng.uniform(0.0, 0.25)),
+        trabecular_fill=float(rng.uniform(0.15, 0.45)),
+        trabecular_waves=tuple((float(rng.integers(5, 21)), float(rng.uniform(-0.15, 0.15)),
+                                float(rng.uniform(0, 2 * np.pi))) for _ in range(3)))
+    half_width = rng.uniform(140, 195)
+    half_depth = rng.uniform(95, 135)
+    centre = np.array([rng.uniform(-8, 8), rng.uniform(-5, 10) - 10])
+    lung_scale = rng.uniform(0.85, 1.15, 2)
+    # Lung bases (diaphragm) near the level of the apex: the abdomen lies under the heart.
+    lung_z = apex[2] + rng.uniform(-25, 5, 2) + 150 * lung_scale
     body = Body(
         centre=centre, half_width=float(half_width), half_depth=float(half_depth),
-        fat=float(rng.uniform(6, 18)), chest_wall=float(rng.uniform(10, 16)),
-        lungs=((np.array([base[0] + 45, 15.0, zc + 30]), np.array([95.0, 110.0, 150.0])),
-               (np.array([-70.0, 15.0, zc + 30]), np.array([95.0, 110.0, 160.0]))),
-        liver=(np.array([-45.0, 5.0, apex[2] - 85 + rng.uniform(-10, 10)]),
-               np.array([125.0, 95.0, 80.0])),
-        spine=np.array([centre[0], centre[1] + half_depth - 50]),
-        spine_radius=float(rng.uniform(16, 20)),
-        descending_aorta=np.array([centre[0] + 28, centre[1] + half_depth - 82]),
-        descending_aorta_radius=float(rng.uniform(10, 13)))
+        fat=float(rng.uniform(4, 28)), chest_wall=float(rng.uniform(8, 20)),
+        lungs=((np.array([base[0] + 45 + rng.uniform(-12, 12), 15.0 + rng.uniform(-12, 12),
+                          lung_z[0]]), np.array([95.0, 110.0, 150.0]) * lung_scale[0]),
+               (np.array([-70.0 + rng.uniform(-12, 12), 15.0 + rng.uniform(-12, 12),
+                          lung_z[1]]), np.array([95.0, 110.0, 150.0]) * lung_scale[1])),
+        liver=(np.array([-45.0 + rng.uniform(-15, 15), 5.0 + rng.uniform(-10, 10),
+                         apex[2] - 85 + rng.uniform(-25, 25)]),
+               np.array([125.0, 95.0, 80.0]) * rng.uniform(0.85, 1.15)),
+        spine=np.array([centre[0] + rng.uniform(-6, 6), centre[1] + half_depth - 50]),
+        spine_radius=float(rng.uniform(15, 21)),
+        descending_aorta=np.array([centre[0] + 28 + rng.uniform(-8, 8),
+                                   centre[1] + half_depth - 82 + rng.uniform(-6, 6)]),
+        descending_aorta_radius=float(rng.uniform(9, 14)),
+        clutter_waves=_random_waves(rng, 10, (25.0, 80.0)),
+        clutter_phases=rng.uniform(0, 2 * np.pi, 10),
+        clutter_fat=float(rng.uniform(0.3, 1.2)), clutter_fluid=float(rng.uniform(1.0, 1.8)),
+        diaphragm_z=float(apex[2] + rng.uniform(-15, 10)),
+        mediastinal_fat=float(rng.uniform(-0.9, 0.6)))
     return Anatomy(heart=heart, body=body)
+
+
+def _random_waves(rng: np.random.Generator, count: int, wavelength_mm: tuple) -> np.ndarray:
+    direction = rng.normal(size=(count, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    return direction * (2 * np.pi / rng.uniform(*wavelength_mm, count))[:, None]
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -254,6 +335,17 @@ def body_tissue(points: np.ndarray, body: Body) -> tuple[np.ndarray, np.ndarray]
     tissue[depth > 0] = FAT
     tissue[depth > body.fat] = MUSCLE
     inner = depth > body.fat + body.chest_wall
+    if body.clutter_waves is not None and inner.any():
+        idx = np.flatnonzero(inner)
+        arg = (p[idx].astype(np.float32) @ body.clutter_waves.T.astype(np.float32)
+               + body.clutter_phases.astype(np.float32))
+        f = np.cos(arg).sum(axis=1) * np.float32(np.sqrt(2.0 / len(body.clutter_phases)))
+        chest = (np.zeros(len(idx), bool) if body.diaphragm_z is None
+                 else p[idx, 2] > body.diaphragm_z)
+        tissue[idx[~chest & (f > body.clutter_fat)]] = FAT
+        tissue[idx[~chest & (f < -body.clutter_fluid + 0.5)]] = LIVER
+        tissue[idx[~chest & (f < -body.clutter_fluid)]] = FLUID
+        tissue[idx[chest & (f > body.mediastinal_fat)]] = FAT
     for centre, radii in body.lungs:
         tissue[inner & (_ellipsoid(p, centre, radii) < 1)] = LUNG
     tissue[inner & (_ellipsoid(p, *body.liver) < 1)] = LIVER
@@ -296,8 +388,9 @@ def heart_box(heart: Heart) -> tuple[tuple[float, float], float, float]:
     ro = heart.lv_radius + heart.wall + 10
     a_max = heart.lv_length + heart.apex_wall * 1.3 + heart.fat + 10
     a_min = -(28 + 45 + heart.aorta_radius + 2 + 10)
-    side = max(0.7 * ro + heart.rv_width * ro + heart.rv_wall,
-               0.7 * ro + 0.35 * heart.rv_width * ro + heart.ra_radius,
+    k = heart.rv_offset
+    side = max(k * ro + heart.rv_width * ro + heart.rv_wall,
+               k * ro + 0.35 * heart.rv_width * ro + heart.ra_radius,
                heart.lv_radius + 60) + 10
     deep = max(heart.rv_depth * ro, heart.la_radius * 1.1 + 15, 60.0) + 10
     return (a_min, a_max), side, deep
@@ -312,7 +405,7 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     x, y = loc.x, loc.y
     ro_ed = h.lv_radius + h.wall
     # --- RV: an ellipsoid beside the LV whose septal part the LV epicardium takes away.
-    rv_cx = 0.8 * ro_ed
+    rv_cx = h.rv_offset * ro_ed
     shrink = 1 - h.rv_shortening * st.c
     rv_rx = h.rv_width * ro_ed * shrink
     rv_ry = h.rv_depth * ro_ed * (1 - 0.5 * h.rv_shortening * st.c)
@@ -361,6 +454,12 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     # Paint, back to front.
     in_fat = (fat_q < 1) & (a >= -6)
     in_fat |= (rv_qw < 1.15) & (a >= -6)
+    if h.fat_patch > -2:
+        idx = np.flatnonzero(in_fat)
+        phi = np.arctan2(y[idx], x[idx])
+        keep = (np.cos(2 * phi + np.float32(h.fat_phases[0]))
+                + np.cos(3 * phi + np.float32(h.fat_phases[1]))) > h.fat_patch
+        in_fat[idx[~keep]] = False
     tissue[in_fat] = FAT
     label[in_fat] = BG
     walls = ((la_qw < 1) | (ra_qw < 1)) & above
@@ -388,12 +487,26 @@ def paint_heart(loc: LocalPoints, st: HeartState, tissue: np.ndarray, label: np.
     lv = ((lv_q < 1) & below) | (in_ao & below & (a < 12))
     tissue[lv] = BLOOD
     label[lv] = LV
-    # Papillary muscles: two columns in the cavity (labelled LV cavity, as in ACDC).
+    # Papillary muscles: two columns off the lateral wall (labelled LV cavity, as in ACDC).
     pr = h.papillary_radius * (1 + 0.3 * st.c)
     idx = np.flatnonzero(lv & (a > 0.3 * st.li))
     la_, lx, ly = a[idx], x[idx], y[idx]
-    for ang in (-2.3, 2.3):
-        d2 = np.array([0.0, -np.cos(ang) * 0.62, np.sin(ang) * 0.62 * e]) * st.ri
+    for ang in h.papillary_angles:
+        d2 = np.array([0.0, np.cos(ang), np.sin(ang) * e]) * h.papillary_offset * st.ri
         p0 = d2 + np.array([0.38 * st.li, 0, 0])
         p1 = d2 * 0.8 + np.array([0.72 * st.li, 0, 0])
         tissue[idx[_capsule_dist2(la_, lx, ly, p0, p1) < pr * pr]] = MYO
+    # Trabeculation: muscle ridges in a layer inside the endocardium (label stays LV).
+    if h.trabeculation > 0:
+        r_in = 1.0 - h.trabeculation
+        idx = np.flatnonzero(lv & (lv_q > r_in * r_in) & (lv_q < 1) & (a > 0.15 * st.li))
+        if idx.size:
+            ta = a[idx]
+            phi = np.arctan2(y[idx] / np.float32(e), x[idx])
+            f = np.zeros(idx.size, np.float32)
+            for n_ang, pitch, phase in h.trabecular_waves:
+                f += np.cos(np.float32(n_ang) * phi + np.float32(pitch) * ta + np.float32(phase))
+            f *= np.float32(np.sqrt(2.0 / len(h.trabecular_waves)))
+            depth = (np.sqrt(lv_q[idx]) - r_in) / h.trabeculation  # 0 inner edge, 1 wall
+            thr = 1.2 * (1 - 2 * h.trabecular_fill) + 1.5 * (1 - depth)
+            tissue[idx[f > thr]] = MYO

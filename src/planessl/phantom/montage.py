@@ -2,9 +2,13 @@
 contours and the lines where the other views cut each image.
 
 Used for ``docs/phantom_montage.png`` and, on the real UK Biobank demo subject,
-``docs/ukbb_montage.png``, so the phantom's realism can be judged side by side::
+``docs/ukbb_montage.png``, so the phantom's realism can be judged side by side. With
+``--acdc DIR`` (ACDC HDF5 volumes) it also draws ``docs/phantom_vs_acdc.png``: SAX slices of
+many phantom subjects above real ACDC SAX slices, both resampled onto the network's input
+grid and normalised as in training (:func:`planessl.data.labelled.image_on_grid`)::
 
-    python -m planessl.phantom.montage --out docs [--ukbb ../shared/data/ukbb_demo/1]
+    python -m planessl.phantom.montage --out docs [--ukbb ../shared/data/ukbb_demo/1] \
+        [--acdc ../shared/data/acdc_h5 --grid 96 --spacing 2.4 --contours]
 """
 
 from __future__ import annotations
@@ -143,6 +147,95 @@ def ukbb_study(folder: str | Path) -> Study:
     return Study(id=folder.name, series=series)
 
 
+# ------------------------------------------------------------- phantom vs ACDC (grid)
+def _pick_slice(series: Series, frame: int, k: int) -> int:
+    """A basal-mid, mid or apical-mid slice (cycling with ``k``) among those with LV cavity."""
+    with_lv = np.arange(series.n_slices)
+    if series.labels is not None and frame in series.labelled_frames:
+        found = np.flatnonzero((series.labels[:, frame] == 3).any(axis=(1, 2)))
+        if found.size:
+            with_lv = found
+    frac = (0.3, 0.5, 0.7)[k % 3]
+    return int(with_lv[int(round(frac * (len(with_lv) - 1)))])
+
+
+def grid_sax_images(study: Study, k: int, size: int, spacing: float
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """One SAX slice of ``study`` (ED for even ``k``, ES for odd) on the training grid:
+    ``size`` x ``size`` pixels of ``spacing`` (nominal mm when the source has no spacing),
+    clipped to percentiles and z-scored; with its label map when labelled."""
+    from planessl.data.labelled import GridSpec, image_on_grid, labels_on_grid
+
+    s = study.views("sax")[0]
+    f = s.ed_frame if k % 2 == 0 or s.es_frame is None else s.es_frame
+    f = 0 if f is None else int(f)
+    sl = _pick_slice(s, f, k // 2)
+    image, target = image_on_grid(s.pixels[sl, f], s.planes[sl],
+                                  GridSpec(image_size=size, spacing_mm=spacing))
+    labels = None
+    if s.labels is not None and f in s.labelled_frames:
+        labels = labels_on_grid(s.labels[sl, f], s.planes[sl], target)
+    return image, labels
+
+
+def acdc_studies(folder: str | Path, count: int) -> list[Study]:
+    """``count`` ACDC HDF5 patients spread evenly over those in ``folder`` (so that every
+    diagnostic group of the sorted ACDC numbering shows)."""
+    from planessl.io.acdc import discover_acdc_h5, load_acdc_h5
+
+    sources, _ = discover_acdc_h5([Path(folder)])
+    if not sources:
+        return []
+    picks = np.unique(np.linspace(0, len(sources) - 1, min(count, len(sources))).round()
+                      .astype(int))
+    return [load_acdc_h5(sources[i], f"acdc-{i}") for i in picks]
+
+
+def render_grid_comparison(phantoms: list[Study], reals: list[Study], path: str | Path, *,
+                           size: int = 96, phantom_spacing: float = 2.4,
+                           real_spacing: float = 1.6, contours: bool = False,
+                           cols: int = 8, title: str = "",
+                           real_name: str = "ACDC") -> None:
+    """Phantom SAX slices (top rows) above real SAX slices (bottom rows), on the training
+    grid, all in one fixed window of the z-scored intensities."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = [(f"phantom ({phantom_spacing:.3g} mm grid)", phantoms, phantom_spacing),
+              (f"{real_name} ({real_spacing:.3g} source px grid)", reals, real_spacing)]
+    rows_per = [int(np.ceil(len(b[1]) / cols)) for b in blocks]
+    n_rows = sum(rows_per)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(1.6 * cols, 1.75 * n_rows + 0.4),
+                             facecolor="black", squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    row0 = 0
+    for (name, studies, spacing), n_r in zip(blocks, rows_per):
+        for k, st in enumerate(studies):
+            ax = axes[row0 + k // cols, k % cols]
+            image, labels = grid_sax_images(st, k, size, spacing)
+            ax.imshow(image, cmap="gray", vmin=-1.5, vmax=3.0, interpolation="nearest")
+            if contours and labels is not None:
+                for value in (1, 2, 3):
+                    if np.any(labels == value):
+                        ax.contour(labels == value, levels=[0.5],
+                                   colors=[LABEL_COLOURS[value]], linewidths=0.6)
+            ax.set_title(f"{name.split()[0]} {k}", color="white", fontsize=7, pad=2)
+        axes[row0, 0].text(0, -0.25, name, transform=axes[row0, 0].transAxes, color="yellow",
+                           fontsize=8, va="top")
+        row0 += n_r
+    if title:
+        fig.suptitle(title, color="white", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=80, facecolor="black")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parents[3]
     default_ukbb = Path(os.environ.get("PLANESSL_SHARED_DATA", here / "../shared/data")) / \
@@ -153,6 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", type=int, default=0)
     ap.add_argument("--preset", default="full")
     ap.add_argument("--ukbb", default=str(default_ukbb), help="UK Biobank subject folder")
+    ap.add_argument("--acdc", default=None,
+                    help="ACDC HDF5 folder: also draw phantom_vs_acdc.png (not for the repo)")
+    ap.add_argument("--subjects", type=int, default=16, help="subjects per block (--acdc)")
+    ap.add_argument("--grid", type=int, default=96, help="training grid size, px (--acdc)")
+    ap.add_argument("--spacing", type=float, default=2.4,
+                    help="training grid spacing, mm (--acdc)")
+    ap.add_argument("--acdc-mm-per-px", type=float, default=1.5,
+                    help="assumed ACDC pixel size (the HDF5 files have none): ACDC is put on "
+                         "a grid of spacing / this source pixels, so both show the same "
+                         "physical scale (1: the same nominal numbers, as a run that uses "
+                         "one data.spacing_mm for both)")
+    ap.add_argument("--contours", action="store_true", help="draw RV/myo/LV contours")
     args = ap.parse_args(argv)
     from planessl.phantom import CLASS_NAMES, make_study
 
@@ -168,6 +273,22 @@ def main(argv: list[str] | None = None) -> int:
         print(out / "ukbb_montage.png")
     else:
         print(f"no UK Biobank folder at {args.ukbb}; skipped its montage")
+    if args.acdc:
+        reals = acdc_studies(args.acdc, args.subjects)
+        if not reals:
+            print(f"no ACDC HDF5 files under {args.acdc}; skipped phantom_vs_acdc.png")
+            return 0
+        phantoms = [make_study(args.seed, k, "small", frames=8)
+                    for k in range(args.subjects)]
+        src_px = args.spacing / args.acdc_mm_per_px
+        render_grid_comparison(
+            phantoms, reals, out / "phantom_vs_acdc.png", size=args.grid,
+            phantom_spacing=args.spacing, real_spacing=src_px, contours=args.contours,
+            title=f"SAX on the training grid ({args.grid} px, z-scored, window -1.5..3): "
+                  f"phantom (small preset, seed {args.seed}) at {args.spacing:g} mm vs real "
+                  f"ACDC at {src_px:.3g} source px (~{args.acdc_mm_per_px:g} mm/px); "
+                  f"even: ED, odd: ES")
+        print(out / "phantom_vs_acdc.png")
     return 0
 
 

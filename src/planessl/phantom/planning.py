@@ -4,8 +4,11 @@ As an operator does: the SAX stack is perpendicular to the LV long axis and runs
 mitral plane to beyond the apex; the 2CH, 3CH (LVOT) and 4CH views contain the long axis
 and pass through the LV and, respectively, the anterior/inferior walls, the aortic root and
 the RV. Each view has its own field of view, matrix and pixel spacing, and small planning
-errors (degrees, mm). Display orientation follows the usual conventions: SAX with anterior
-up and the patient's left on the image right; long-axis views with the apex up.
+errors (degrees, mm). Display orientation: SAX from the usual convention (anterior up, the
+patient's left on the image right, so the RV is on the upper left) turned in-plane by up to
++-30 deg and, half of the time, mirrored upside down (RV on the lower left, as most ACDC
+volumes are stored), with the heart up to 28 mm off the centre of the field of view;
+long-axis views with the apex up.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ class PlanningSettings:
     sax_slices: tuple[int, int] = (8, 14)
     angle_error_deg: float = 2.0                      # sd of the plane tilt error
     offset_error_mm: float = 1.5                      # sd of the plane shift error
-    fov_offset_mm: float = 12.0                       # sd of the FOV centre offset
+    fov_offset_mm: float = 12.0                       # sd of the LAX FOV centre offset
+    sax_offset_mm: float = 28.0                       # SAX: heart up to this far off-centre
+    sax_rotation_deg: float = 30.0                    # SAX: in-plane rotation, uniform +-
+    sax_mirror: float = 0.5                           # SAX: probability of a mirrored display
 
 
 def _perpendicular(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -90,12 +96,25 @@ def plan_views(anatomy: Anatomy, rng: np.random.Generator,
     start = -rng.uniform(0, 0.5) * gap  # first slice at or just above the mitral plane
     count = int(np.clip(int(np.ceil((outer + 4 - start) / gap)) + 1, *st.sax_slices))
     shape, spacing = _matrix(rng, st)
-    centre0 = (h.base + 0.4 * h.lv_length * u + rng.normal(0, st.fov_offset_mm, 3)
-               + rng.normal(0, st.offset_error_mm) * n)
+    # Field of view: the heart anywhere within sax_offset_mm of its centre (uniform on a
+    # disc perpendicular to the stack).
+    off_dir = _perpendicular(n, rng)
+    off = st.sax_offset_mm * np.sqrt(rng.uniform()) * off_dir
+    centre0 = h.base + 0.4 * h.lv_length * u + off + rng.normal(0, st.offset_error_mm) * n
     centre0 = centre0 - ((centre0 - h.base) @ n) * n + start * n  # on the first slice
-    posterior = np.array([0.0, 1.0, 0.0])
-    out["sax"] = [oriented_plane(centre0 + k * gap * n, n, posterior, spacing, shape, thick,
-                                 right_hint=np.array([1.0, 0.0, 0.0]))
+    # Display: anterior up and the patient's left on the right, then turned in-plane and
+    # (as stored by some archives) mirrored upside down.
+    down = np.array([0.0, 1.0, 0.0]) - n[1] * n
+    down /= np.linalg.norm(down)
+    right = np.cross(down, n)
+    if right[0] < 0:
+        right = -right
+    turn = rotation(n, np.deg2rad(rng.uniform(-st.sax_rotation_deg, st.sax_rotation_deg)))
+    down, right = turn @ down, turn @ right
+    if rng.uniform() < st.sax_mirror:
+        down = -down  # upside down: the RV at the lower left, as most ACDC volumes are stored
+    out["sax"] = [oriented_plane(centre0 + k * gap * n, n, down, spacing, shape, thick,
+                                 right_hint=right)
                   for k in range(count)]
 
     # Long-axis views: each contains the long axis and one in-plane direction.

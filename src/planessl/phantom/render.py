@@ -19,6 +19,12 @@ BASE_INTENSITY = {"air": 0.0, "fat": 0.85, "muscle": 0.2, "lung": 0.05, "liver":
                   "cortex": 0.04}
 
 
+#: Range of each tissue's intensity relative to blood (drawn per subject), TISSUES order.
+INTENSITY_RANGE = {"air": (0.0, 0.0), "fat": (0.6, 1.05), "muscle": (0.13, 0.3),
+                   "lung": (0.02, 0.1), "liver": (0.2, 0.45), "blood": (1.0, 1.0),
+                   "myocardium": (0.15, 0.34), "marrow": (0.35, 0.65), "fluid": (0.7, 1.0),
+                   "cortex": (0.02, 0.06)}
+
 #: Amplitude of the tissue texture (fraction of the tissue's intensity), TISSUES order.
 TEXTURE_AMPLITUDE = {"air": 0.0, "fat": 0.12, "muscle": 0.15, "lung": 0.6, "liver": 0.10,
                      "blood": 0.04, "myocardium": 0.07, "marrow": 0.2, "fluid": 0.03,
@@ -35,6 +41,8 @@ class Contrast:
         bias_coef: linear and quadratic coefficients of the log bias field (per 100 mm).
         bias_centre: world point (LPS mm) where the bias field is 1.
         blur_px: Gaussian blur of the point-spread function, pixels.
+        waves, phases: the texture field's wave vectors (K, 3) rad/mm and phases (K,) rad.
+        texture_amp: texture amplitude of each tissue code (fraction of its intensity).
     """
 
     table: np.ndarray
@@ -42,20 +50,27 @@ class Contrast:
     bias_coef: np.ndarray
     bias_centre: np.ndarray
     blur_px: float
-    waves: np.ndarray      # (K, 3) wave vectors of the texture field, rad/mm
-    phases: np.ndarray     # (K,) phases, rad
+    waves: np.ndarray
+    phases: np.ndarray
+    texture_amp: np.ndarray = None  # type: ignore[assignment]  # default: TEXTURE_AMPLITUDE
 
 
 def sample_contrast(rng: np.random.Generator, centre: np.ndarray) -> Contrast:
-    """Random contrast, gain, SNR (12-35) and bias field for one subject."""
+    """Random contrast for one subject: gain, each tissue's intensity relative to blood
+    (:data:`INTENSITY_RANGE`, e.g. myocardium 0.15-0.34, fat 0.6-1.05, lung 0.02-0.1), SNR
+    12-40, a bias field up to about x1.7 across the field of view, point-spread blur 0.4-1.3
+    px, texture amplitudes x0.6-1.5 (blood 0.02-0.12: flow)."""
     gain = rng.uniform(300, 1200)
-    table = np.array([BASE_INTENSITY[t] * rng.uniform(0.85, 1.15) for t in TISSUES])
-    table[TISSUES.index("blood")] = 1.0
-    return Contrast(table=(table * gain).astype(np.float32), snr=float(rng.uniform(12, 35)),
-                    bias_coef=rng.normal(0, 1, 6) * np.array([0.25, 0.25, 0.25, 0.08, 0.08, 0.08]),
-                    bias_centre=np.asarray(centre, dtype=np.float64) + rng.normal(0, 30, 3),
-                    blur_px=float(rng.uniform(0.5, 0.9)),
-                    waves=_waves(rng, 12), phases=rng.uniform(0, 2 * np.pi, 12))
+    table = np.array([rng.uniform(*INTENSITY_RANGE[t]) for t in TISSUES])
+    amp = np.array([TEXTURE_AMPLITUDE[t] for t in TISSUES]) * rng.uniform(0.6, 1.5, len(TISSUES))
+    amp[TISSUES.index("blood")] = rng.uniform(0.02, 0.12)
+    amp[TISSUES.index("lung")] = rng.uniform(0.25, 0.6)
+    return Contrast(table=(table * gain).astype(np.float32), snr=float(rng.uniform(12, 40)),
+                    bias_coef=rng.normal(0, 1, 6) * np.array([0.3, 0.3, 0.3, 0.1, 0.1, 0.1]),
+                    bias_centre=np.asarray(centre, dtype=np.float64) + rng.normal(0, 40, 3),
+                    blur_px=float(rng.uniform(0.4, 1.3)),
+                    waves=_waves(rng, 12), phases=rng.uniform(0, 2 * np.pi, 12),
+                    texture_amp=amp.astype(np.float32))
 
 
 def _waves(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -91,7 +106,8 @@ def render(tissue: np.ndarray, bias: np.ndarray, contrast: Contrast,
     """
     img = contrast.table[tissue]
     if tex is not None:
-        amp = np.array([TEXTURE_AMPLITUDE[t] for t in TISSUES], np.float32)[tissue]
+        amp = (contrast.texture_amp if contrast.texture_amp is not None else
+               np.array([TEXTURE_AMPLITUDE[t] for t in TISSUES], np.float32))[tissue]
         img = img * np.clip(1 + amp * tex, 0.2, None)
         # Lung vessels: thin bright ridges of the texture field inside the lungs.
         vessels = (tissue == TISSUES.index("lung")) & (np.abs(tex - 1.2) < 0.08)
