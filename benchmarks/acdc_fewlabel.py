@@ -1,104 +1,131 @@
-"""Few-label segmentation on real ACDC data: `slices` pretraining vs scratch.
+"""Few-label segmentation on real ACDC data: scratch against plane-geometry pretraining.
 
-Protocol (planessl.evaluation.protocol): test = ACDC patients 085-100 (16, fixed);
-validation = 2 fixed patients from 001-064 (checkpoint choice only, same for every cell);
-labelled pool = 20 patients from 001-064 (fixed); N in {1, 2, 5, 10} drawn from the pool per
-seed (nested); pretraining (`slices`, labels unused) on the other 42 patients of 001-064;
-3 seeds; scratch gets the same fine-tuning budget. The data has no pixel spacing, so the
-images are on a nominal grid (see --spacing) and distances would be in pixels.
+Protocol (planessl.evaluation.protocol, split seed 0): test = ACDC patients 085-100 (16,
+fixed, looked at once per configuration); validation = 5 fixed patients from 001-064
+(checkpoint choice); labelled pool = 20 patients from 001-064; N in {1, 2, 5, 10} drawn from
+the pool per seed (nested); the other 39 patients of 001-064 are the unlabelled pretraining
+pool. Every arm fine-tunes with the same recipe and budget (configs/acdc_finetune.yaml, chosen
+on the validation patients with benchmarks/acdc_tune.py) and pretrains with
+configs/acdc_pretrain.yaml:
 
-The compute budget is sized for a shared 2-core CPU (about 25 minutes); see the defaults and
-benchmarks/results/acdc_fewlabel/budget.md, which this script writes with the timings.
+- ``scratch``: no pretraining;
+- ``slices-acdc``: relative slice location on the 39 unlabelled ACDC patients (real data);
+- ``multitask-phantom``: lines (2CH, 4CH) + slice location on phantom studies only (sim→real);
+- ``multitask-mixed``: both sources in one run, half of the samples each: lines from the
+  phantoms, slice location from both.
 
-Usage:
-    python benchmarks/acdc_fewlabel.py [--data ../shared/data/acdc_h5] [--work /tmp/acdc_fewlabel]
+One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
+largest connected component of each structure; the metric is Dice per structure on the 3D SAX
+stack at ED and ES, averaged.
+
+The data has no pixel spacing; it is ingested with an assumed 1.5 mm (typical of ACDC) so that
+the phantom and ACDC share one millimetre grid (2.4 mm pixels, 96 x 96).
+
+Usage (two processes on a 2-core machine, then the merge)::
+
+    python benchmarks/acdc_fewlabel.py --methods scratch slices-acdc --work /tmp/acdc_bench/a
+    python benchmarks/acdc_fewlabel.py --methods multitask-phantom multitask-mixed --work /tmp/acdc_bench/b
+    python benchmarks/acdc_fewlabel.py --merge /tmp/acdc_bench/a /tmp/acdc_bench/b --work /tmp/acdc_bench/all
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("PLANESSL_SHARED_DATA", ROOT / "../shared/data")) / "acdc_h5"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from acdc_tune import DEFAULT_DATA, acdc_cache, protocol_overrides  # noqa: E402
+
+RESULTS = ROOT / "benchmarks/results/acdc_fewlabel"
+METHODS = ("scratch", "slices-acdc", "multitask-phantom", "multitask-mixed")
+
+
+def phantom_cache(work: Path, n: int, seed: int = 1) -> Path:
+    """``n`` phantom studies (small preset) in ``work/phantom`` (made once)."""
+    from planessl.cache import Cache, write_cache
+    from planessl.phantom import make_study
+
+    cache = work / "phantom"
+    if not (cache / "manifest.json").is_file() or len(Cache(cache)) != n:
+        write_cache(cache, [make_study(seed, k) for k in range(n)])
+    return cache
+
+
+def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: list[int],
+                      seeds: list[int]):
+    from planessl.experiment import ArmConfig, ExperimentConfig
+
+    return ExperimentConfig(
+        data=str(cache), task="segmentation", methods=["scratch", *[m for m in methods if m != "scratch"]]
+        if "scratch" in methods else list(methods),
+        labelled=labelled, seeds=seeds, lcc=True, distances=False, pretrain_per_seed=False,
+        pretrain_config=str(ROOT / "configs/acdc_pretrain.yaml"),
+        finetune_config=str(ROOT / "configs/acdc_finetune.yaml"),
+        finetune=protocol_overrides(),
+        arms={"slices-acdc": ArmConfig(task="slices", data=[], pool=True),
+              "multitask-phantom": ArmConfig(task="multitask", data=[str(phantom)], pool=False),
+              "multitask-mixed": ArmConfig(task="multitask", data=[str(phantom)], pool=True,
+                                           weights=[1.0, 1.0])})
+
+
+def merge(parts: list[Path], into: Path) -> None:
+    """Copy the finished cells and pretraining runs of several work folders into one."""
+    rows: list[dict] = []
+    for part in parts:
+        exp = part / "experiment"
+        with open(exp / "results.csv", newline="") as fh:
+            rows += list(csv.DictReader(fh))
+        for sub in ("cells", "pretrain"):
+            if (exp / sub).is_dir():
+                shutil.copytree(exp / sub, into / "experiment" / sub, dirs_exist_ok=True)
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    (into / "experiment").mkdir(parents=True, exist_ok=True)
+    with open(into / "experiment" / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/acdc_fewlabel"),
-                    help="cache and runs (outside the repository)")
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/acdc_fewlabel")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/acdc_bench/all"))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--labelled", type=int, nargs="+", default=[1, 2, 5, 10])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--features", default="[8,16,32,64,128]")
-    ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--spacing", type=float, default=2.4,
-                    help="grid spacing in source pixels (nominal mm; ACDC pixels are ~1.5 mm)")
-    ap.add_argument("--pretrain-steps", type=int, default=300)
-    ap.add_argument("--finetune-steps", type=int, default=150)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1 is fastest on a shared CPU: no OpenMP spinning)")
-    ap.add_argument("--extra", nargs="*", default=[], help="more fine-tuning overrides")
+    ap.add_argument("--phantoms", type=int, default=160)
+    ap.add_argument("--merge", type=Path, nargs="*", default=None,
+                    help="work folders of earlier runs to merge into --work (nothing trained)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"skip: {args.data} not found")
         return 0
     sys.path.insert(0, str(ROOT / "src"))
-    from planessl.experiment import ExperimentConfig, run_experiment
-    from planessl.io.acdc import patient_id
+    from planessl.experiment import run_experiment
 
     t0 = time.time()
-    cache = args.work / "cache"
-    if not (cache / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "planessl", "ingest", str(args.data), "--out", str(cache),
-                        "--format", "acdc-h5", "--workers", "1", "--no-progress"], check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    ingest_s = time.time() - t0
-    test = [patient_id(k) for k in range(85, 101)]
-    grid = [f"model.features={args.features}", f"data.image_size={args.image_size}",
-            f"data.spacing_mm={args.spacing}", "trainer.progress_bar=false",
-            f"trainer.threads={args.threads}", f"data.batch_size={args.batch}"]
-    cfg = ExperimentConfig(
-        data=str(cache), task="segmentation", methods=["scratch", "slices"],
-        labelled=args.labelled, seeds=args.seeds, distances=False,
-        pretrain=grid + [f"trainer.max_steps={args.pretrain_steps}", "trainer.max_epochs=-1",
-                         "data.sampling=all", "data.val_fraction=0.1", "data.input_views=[sax]"],
-        finetune=grid + [f"finetune.steps={args.finetune_steps}", "finetune.val_every_n_steps=50",
-                         "split.val_size=2", "split.pool_size=20",
-                         "split.test_ids=[" + ",".join(test) + "]"] + args.extra)
+    shared = args.work.parent
+    cache = acdc_cache(args.data, shared)
+    phantom = phantom_cache(shared, args.phantoms)
+    if args.merge:
+        merge(args.merge, args.work)
+    cfg = experiment_config(cache, phantom, args.methods, args.labelled, args.seeds)
     rows, summary = run_experiment(cfg, args.work / "experiment")
-    total_s = time.time() - t0
-    args.results.mkdir(parents=True, exist_ok=True)
-    for name in ("results.csv", "summary.md", "dice_vs_n.png", "split.json"):
-        shutil.copyfile(args.work / "experiment" / name, args.results / name)
-    pre = sorted((args.work / "experiment" / "pretrain").glob("*/metrics.csv"))
-    cells = [float(r["cell_seconds"]) for r in rows]
-    budget = [
-        "# ACDC few-label benchmark: compute budget", "",
-        f"- machine: shared CPU, torch threads = {args.threads}, no GPU",
-        f"- backbone: U-Net features {args.features}, input {args.image_size} px at "
-        f"{args.spacing} source px per grid px (no spacing in the HDF5 data)",
-        f"- pretraining: `slices`, {args.pretrain_steps} steps, batch {args.batch}, one run per seed "
-        f"({len(pre)} runs), on the 42 patients outside pool/val/test",
-        f"- fine-tuning: {args.finetune_steps} steps, batch {args.batch}, Adam 1e-3, validation every 50 "
-        f"steps on 2 fixed patients (best checkpoint), encoder+decoder transferred, same budget for scratch",
-        f"- cells: {len(rows)} (methods x N x seeds); mean {sum(cells) / max(len(cells), 1):.0f} s per cell "
-        f"(fine-tune + predict + Dice on 32 test volumes)",
-        f"- metric: Dice per structure on the 3D SAX stack at ED and ES, averaged (distances not computed "
-        f"for the benchmark, to fit the budget)",
-        f"- wall time: {total_s / 60:.1f} min total (ingest {ingest_s:.0f} s)", "",
-    ]
-    (args.results / "budget.md").write_text("\n".join(budget) + "\n" + summary)
     print(summary)
-    print("\n".join(budget))
+    print(f"wall time {(time.time() - t0) / 60:.1f} min")
+    if args.merge:
+        args.results.mkdir(parents=True, exist_ok=True)
+        for name in ("results.csv", "summary.md", "dice_vs_n.png", "split.json", "config.yaml"):
+            shutil.copyfile(args.work / "experiment" / name, args.results / name)
     return 0
 
 

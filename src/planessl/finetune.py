@@ -78,6 +78,11 @@ def _finetune_data() -> DataConfig:
     return DataConfig(batch_size=8)
 
 
+def _finetune_optim() -> OptimConfig:
+    """Adam 1e-3 with a 50-step warm-up and a cosine decay over the run."""
+    return OptimConfig(lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=50)
+
+
 @dataclass
 class FinetuneConfig:
     """Everything a fine-tuning run needs (saved resolved as ``config.yaml``)."""
@@ -86,7 +91,7 @@ class FinetuneConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=_finetune_data)
     augment: FinetuneAugmentConfig = field(default_factory=FinetuneAugmentConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig = field(default_factory=_finetune_optim)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
     split: SplitConfig = field(default_factory=SplitConfig)
