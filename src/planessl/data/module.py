@@ -6,10 +6,10 @@ from typing import Sequence
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
 
 from planessl.cache import Cache
 from planessl.config import AugmentConfig, DataConfig
+from planessl.data.loader import EpochLoader
 from planessl.data.pretrain import EpochSampler, PretrainDataset, SampleSpec
 from planessl.data.transforms import PlaneAugment
 from planessl.errors import PlaneSSLError
@@ -88,17 +88,18 @@ class PretrainDataModule(pl.LightningDataModule):
             return 0, 1
         return int(trainer.global_rank), int(trainer.world_size)
 
-    def _loader(self, dataset: PretrainDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: PretrainDataset, shuffle: bool) -> EpochLoader:
         rank, world = self._rank_world()
         sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed, rank=rank,
                                world_size=world, follow_epoch=shuffle)
         workers = int(self.data_cfg.num_workers)
-        return DataLoader(dataset, batch_size=self.data_cfg.batch_size, sampler=sampler,
+        # EpochLoader: exact resume with workers (the sampler is read after set_epoch).
+        return EpochLoader(dataset, batch_size=self.data_cfg.batch_size, sampler=sampler,
                           num_workers=workers, persistent_workers=workers > 0,
                           pin_memory=False, drop_last=False)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> EpochLoader:
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> EpochLoader:
         return self._loader(self.val_set, shuffle=False)
