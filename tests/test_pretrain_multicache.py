@@ -138,7 +138,8 @@ def cli(*args):
 def test_cli_several_caches_resume_and_errors(caches, tmp_path, capsys):
     sax, phantom = caches
     out = tmp_path / "run"
-    assert cli("--data", sax.path, phantom.path, "--out", out, "--max-steps", 1, *TINY) == 0
+    # overrides right after --data are overrides, not caches
+    assert cli("--out", out, "--max-steps", 1, "--data", sax.path, phantom.path, *TINY) == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())["data"]
     assert saved["cache_weights"] == [3.0, 1.0]           # default: the training studies
     # --resume without --data continues on the run's own caches
@@ -148,7 +149,7 @@ def test_cli_several_caches_resume_and_errors(caches, tmp_path, capsys):
          f"{sax.path}: no study gives a target"),
         (("--data", sax.path, phantom.path, "--out", tmp_path / "r2", "data.cache_weights=[1]"),
          "1 value(s) for 2 cache(s)"),
-        (("--out", tmp_path / "r3", "--data", sax.path, "optim.lr=0.1"), "key=value override"),
+        (("--out", tmp_path / "r3", "--data", sax.path, tmp_path / "nowhere"), "not a planessl cache"),
         (("--data", phantom.path, "--out", out, "--resume"), "was trained on"),
         (("--out", tmp_path / "r4"), "--data is required"),
     ]

@@ -80,7 +80,9 @@ class PretrainDataConfig(DataConfig):
             ``caches`` (e.g. ``[1, 1]``: half the samples from each, ``[3, 1]``: three
             quarters from the first); empty: proportional to each cache's training studies
             (``sampling=all``: images), i.e. each once per epoch. A run records the weights
-            it used (for the default, the training-study counts).
+            it used (for the default, those counts). An epoch has as many samples as
+            training studies (images) in all, shared exactly by weight
+            (:mod:`planessl.data.mixing`).
     """
 
     caches: list[str] = field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -60,14 +61,22 @@ def resolve_data(spec: str, out_dir: Path, seed: int) -> Path:
     return cache_dir
 
 
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*=")
+
+
+def split_data_args(items: list[str]) -> tuple[list[str], list[str]]:
+    """``--data`` entries as (caches, key=value overrides): ``--data A B optim.lr=0.1``
+    would otherwise swallow the overrides that follow it (an existing path stays a cache)."""
+    caches, overrides = [], []
+    for item in items:
+        (overrides if OVERRIDE.match(item) and not Path(item).exists() else caches).append(item)
+    return caches, overrides
+
+
 def resolve_caches(specs: list[str], out_dir: Path, seed: int) -> list[Path]:
     """The cache folders of ``--data`` entries (at most one ``phantom:N``)."""
     from planessl.errors import PlaneSSLError
 
-    for spec in specs:
-        if "=" in spec and not Path(spec).exists():
-            raise PlaneSSLError(f"--data {spec}: looks like a key=value override, not a cache; "
-                                f"put overrides before --data or after --")
     if sum(s.startswith("phantom:") for s in specs) > 1:
         raise PlaneSSLError("--data: at most one phantom:N (it is generated into RUN/cache)")
     return [resolve_data(s, out_dir, seed) for s in specs]
@@ -78,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from planessl.errors import PlaneSSLError
 
     out_dir = Path(args.out)
-    overrides = list(args.overrides)
+    data, extra = split_data_args(list(args.data or []))
+    overrides = extra + list(args.overrides)
     if args.task:
         overrides.append(f"task.name={args.task}")
     if args.max_steps is not None:
@@ -104,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and (out_dir / "checkpoints").is_dir() and any((out_dir / "checkpoints").iterdir()):
         raise PlaneSSLError(f"{out_dir}: already holds a run; use --resume to continue it "
                             f"or choose another --out")
-    if args.data:
-        caches = resolve_caches(list(args.data), out_dir, cfg.seed)
+    if data:
+        caches = resolve_caches(data, out_dir, cfg.seed)
         saved = [Path(c).resolve() for c in cfg.data.caches]
         if base is not None and saved and saved != [c.resolve() for c in caches]:
             raise PlaneSSLError(f"{out_dir} was trained on {', '.join(map(str, saved))}; "
