@@ -5,5 +5,5 @@ from planessl.data.pretrain import EpochSampler, PretrainDataset, SampleSpec, ma
 from planessl.data.transforms import (PlaneAugment, input_plane, normalise_intensity,
                                       resample_to_plane)
 
-__all__ = ["EpochLoader", "EpochSampler", "PretrainDataset", "SampleSpec", "make_sample", "PlaneAugment",
-           "input_plane", "normalise_intensity", "resample_to_plane"]
+__all__ = ["EpochLoader", "EpochSampler", "PretrainDataset", "SampleSpec", "make_sample",
+           "PlaneAugment", "input_plane", "normalise_intensity", "resample_to_plane"]
