@@ -58,11 +58,11 @@ def test_plans_of_methods_and_arms(caches):
 def test_pretraining_shared_by_seeds_and_arms_in_the_loop(caches, tmp_path, monkeypatch):
     calls, cells = [], []
 
-    def fake_pretrain(method, plan, seed, cache_path, ids, out, echo):
+    def fake_pretrain(method, plan, seed, cache_path, ids, out, *rest):
         calls.append((method, plan.task, seed, out.name, tuple(ids)))
         return out
 
-    def fake_cell(method, n, seed, init, cfg, cache_path, out, echo):
+    def fake_cell(method, n, seed, init, *rest):
         cells.append((method, seed, Path(init).name))
         return {"method": method, "n": n, "seed": seed, "mean_dice": 0.5}
 
