@@ -75,7 +75,7 @@ def test_dataset_is_lazy_reproducible_and_epoch_dependent(tmp_path):
     ds = PretrainDataset(cache, cache.ids, SPEC, PlaneAugment(), seed=3)
     a, b, c = ds[(0, 1)], ds[(0, 1)], ds[(1, 1)]
     state = ds.__getstate__()  # what a worker process receives: no open cache, no study
-    assert state["_cache"] is None and len(state["_studies"]) == 0 and len(ds._studies) > 0
+    assert state["_caches"] is None and len(state["_studies"]) == 0 and len(ds._studies) > 0
     assert np.array_equal(a["image"].numpy(), b["image"].numpy())
     assert not np.array_equal(a["image"].numpy(), c["image"].numpy())
     every = PretrainDataset(cache, cache.ids, SPEC, None, sampling="all")

@@ -61,6 +61,20 @@ def test_crashed_run_resumes_to_the_same_weights(cache, tmp_path):
     assert epochs == ["0", "1", "2", "3"]
 
 
+def test_resume_with_loader_workers_is_exact(cache, tmp_path):
+    """With worker processes the resumed epoch must use its own sample keys (Lightning
+    creates the loader iterator before set_epoch; workers prefetch at creation)."""
+    cfg = load_config(PretrainConfig, overrides=TINY + ["trainer.max_epochs=3",
+                                                        "data.num_workers=1"])
+    run_pretraining(cfg, cache, tmp_path / "full")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_pretraining(cfg, cache, tmp_path / "cut", callbacks=[Crash(1)])
+    run_pretraining(cfg, cache, tmp_path / "cut", resume=True)
+    full = load_weights(tmp_path / "full/weights.safetensors")
+    cut = load_weights(tmp_path / "cut/weights.safetensors")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+
+
 def cli(*args):
     return main(["pretrain", *[str(a) for a in args]])
 

@@ -70,6 +70,26 @@ class DataConfig:
 
 
 @dataclass
+class PretrainDataConfig(DataConfig):
+    """:class:`DataConfig` of pretraining, which may draw from several caches.
+
+    Attributes:
+        caches: the caches (``planessl pretrain --data`` sets them; a run records the
+            resolved folders, so its ``config.yaml`` says what it was trained on).
+        cache_weights: relative share of each cache in a training epoch, in the order of
+            ``caches`` (e.g. ``[1, 1]``: half the samples from each, ``[3, 1]``: three
+            quarters from the first); empty: proportional to each cache's training studies
+            (``sampling=all``: images), i.e. each once per epoch. A run records the weights
+            it used (for the default, those counts). An epoch has as many samples as
+            training studies (images) in all, shared exactly by weight
+            (:mod:`planessl.data.mixing`).
+    """
+
+    caches: list[str] = field(default_factory=list)
+    cache_weights: list[float] = field(default_factory=list)
+
+
+@dataclass
 class AugmentConfig:
     """Geometry-aware augmentation (targets are recomputed from the transformed plane).
 
@@ -176,7 +196,7 @@ class PretrainConfig:
 
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -213,6 +233,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise PlaneSSLError(f"config key {key!r}: expected a list, got {value!r}")
         item = args[0] if args else Any
         return [_coerce(v, item, f"{key}[{k}]") for k, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PlaneSSLError(f"config key {key!r}: expected a mapping, got {value!r}")
+        item = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(v, item, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise PlaneSSLError(f"config key {key!r}: expected a mapping, got {value!r}")
@@ -256,6 +281,15 @@ def _merge(cfg: T, values: dict, prefix: str = "") -> T:
         current = getattr(cfg, name)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             _merge(current, value, key + ".")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            # a mapping of sections (e.g. an experiment's arms): entries merge one by one
+            merged = dict(current)
+            merged.update(_coerce(value, tp, key))
+            for k, v in value.items():
+                if dataclasses.is_dataclass(current.get(str(k))) and isinstance(v, dict):
+                    merged[str(k)] = _merge(dataclasses.replace(current[str(k)]), v,
+                                            f"{key}.{k}.")
+            setattr(cfg, name, merged)
         else:
             setattr(cfg, name, _coerce(value, tp, key))
     return cfg

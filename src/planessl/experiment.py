@@ -1,13 +1,16 @@
 """The few-label experiment: methods x N labelled studies x seeds, against scratch.
 
-For every method other than ``scratch`` and every seed, one pretraining run on the
-protocol's pretrain pool (studies outside the labelled pool, validation and test sets);
-then for every (method, N, seed) cell: fine-tune, predict the fixed test set, evaluate.
+For every method other than ``scratch`` and every seed (or once per method, with
+``pretrain_per_seed: false``), one pretraining run on the protocol's pretrain pool (studies
+outside the labelled pool, validation and test sets), plus any extra caches (e.g. a phantom
+cache with the long-axis views a SAX-only archive lacks); then for every (method, N, seed)
+cell: fine-tune, predict the fixed test set, evaluate.
 
 Output folder::
 
-    pretrain/<method>-s<seed>/       pretraining runs (reused when finished, resumed when not),
-                                     each with log.txt (Lightning's messages, warnings)
+    pretrain/<method>-s<seed>/       pretraining runs (reused when finished, resumed when not;
+                                     pretrain/<method>/ with pretrain_per_seed: false), each
+                                     with log.txt (Lightning's messages, warnings)
     cells/<method>-n<N>-s<seed>/     fine-tuning run, pred/, evaluation.csv/json, log.txt
     results.csv                      one row per finished cell
     summary.md                       mean ± std per method and N with the number of seeds;
@@ -46,19 +49,68 @@ RESULTS = "results.csv"
 
 
 @dataclass
+class ArmConfig:
+    """A named pretraining recipe, used as a method of an experiment (see
+    :class:`ExperimentConfig`).
+
+    Attributes:
+        task: the pretext task (``lines``, ``slices`` or ``multitask``).
+        data: caches pretrained on besides the pool (relative paths: to the config file);
+            ``None``: the experiment's ``pretrain_data``.
+        pool: also pretrain on the experiment's pretrain pool (first in the cache list);
+            ``false``: on ``data`` only (e.g. phantoms only).
+        weights: per-cache sampling weights (``data.cache_weights``: the pool first when
+            included, then ``data``); ``None``: the experiment's ``pretrain_weights`` when
+            the caches are the experiment's, else proportional to the studies.
+        overrides: ``key=value`` overrides of this arm's pretraining, applied after the
+            experiment's ``pretrain`` ones.
+    """
+
+    task: str = "multitask"
+    data: list[str] | None = None
+    pool: bool = True
+    weights: list[float] | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ExperimentConfig:
     """What an experiment runs.
 
     Attributes:
         data: the cache (relative paths are relative to the config file).
         task: ``segmentation`` or ``classification``.
-        methods: ``scratch`` and pretext names (``lines``, ``slices``, ``multitask``).
+        methods: ``scratch``, pretext names (``lines``, ``slices``, ``multitask``: pretrained
+            on the pretrain pool plus ``pretrain_data``) and names of ``arms``.
         labelled: the N values.
         seeds: seeds (each changes the N studies chosen, the initialisation and the order).
-        pretrain: ``key=value`` overrides of every pretraining run.
-        finetune: ``key=value`` overrides of every fine-tuning run (e.g. ``split.val_size=2``).
+        pretrain_config: YAML file of every pretraining run (``planessl pretrain --config``;
+            relative paths: to the experiment's config file); empty: the defaults.
+        pretrain: ``key=value`` overrides of every pretraining run (after the file).
+        pretrain_data: extra caches every pretraining run also draws from (e.g. a phantom
+            cache with the long-axis views of the line task), after the pretrain pool.
+        pretrain_weights: per-cache sampling weights of those runs (pool first, then
+            ``pretrain_data``); empty: proportional to the studies.
+        pretrain_per_seed: one pretraining per method and seed (``true``), or one per
+            method, made with the first seed and shared by every seed's cells (``false``).
+        arms: named pretraining recipes (:class:`ArmConfig`) usable in ``methods``.
+        finetune_config: YAML file of every fine-tuning run (``planessl finetune --config``),
+            the same recipe for scratch and every pretrained arm; empty: the defaults.
+        finetune: ``key=value`` overrides of every fine-tuning run, after the file (e.g.
+            ``split.val_size=2``).
         lcc: keep the largest connected component of each structure in predictions.
         distances: compute HD95/ASSD per cell (``false``: Dice only, much faster).
+
+    Example (YAML): multitask on the ACDC pool alone, against multitask on the pool mixed
+    half and half with phantoms, and the line task on phantoms only::
+
+        data: acdc_cache
+        methods: [scratch, multitask, multitask-phantom, lines-phantom-only]
+        pretrain_per_seed: false
+        arms:
+          multitask-phantom: {task: multitask, data: [phantom_cache], weights: [1, 1]}
+          lines-phantom-only: {task: lines, data: [phantom_cache], pool: false,
+                               overrides: [task.line_channels=[2ch,3ch,4ch]]}
     """
 
     data: str = ""
@@ -66,10 +118,87 @@ class ExperimentConfig:
     methods: list[str] = field(default_factory=lambda: ["scratch", "multitask"])
     labelled: list[int] = field(default_factory=lambda: [1, 2, 5])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    pretrain_config: str = ""
     pretrain: list[str] = field(default_factory=list)
+    pretrain_data: list[str] = field(default_factory=list)
+    pretrain_weights: list[float] = field(default_factory=list)
+    pretrain_per_seed: bool = True
+    arms: dict[str, ArmConfig] = field(default_factory=dict)
+    finetune_config: str = ""
     finetune: list[str] = field(default_factory=list)
     lcc: bool = False
     distances: bool = True
+
+
+@dataclass(frozen=True)
+class PretrainPlan:
+    """How one method pretrains: the task, the caches after the pool, whether the pool is
+    included, and the overrides (weights included)."""
+
+    task: str
+    extra: tuple[Path, ...] = ()
+    pool: bool = True
+    overrides: tuple[str, ...] = ()
+    config_file: Path | None = None
+
+
+def _weights_override(weights: list[float]) -> list[str]:
+    return [f"data.cache_weights=[{','.join(repr(float(w)) for w in weights)}]"] if weights else []
+
+
+def pretrain_plan(method: str, cfg: ExperimentConfig, base: Path) -> PretrainPlan | None:
+    """The :class:`PretrainPlan` of a method (``None`` for ``scratch``).
+
+    Raises:
+        PlaneSSLError: unknown method, bad arm, or an extra cache that cannot be opened.
+    """
+    from planessl.cache import Cache
+
+    def paths(items: list[str]) -> tuple[Path, ...]:
+        out = tuple(Path(p) if Path(p).is_absolute() else base / p for p in items)
+        for p in out:
+            Cache(p)  # a missing or broken cache stops here, before any training
+        return out
+
+    if method == "scratch":
+        return None
+    config_file = config_path(cfg.pretrain_config, base)
+    if method in PRETEXTS:
+        return PretrainPlan(method, paths(cfg.pretrain_data), True,
+                            tuple(cfg.pretrain + _weights_override(cfg.pretrain_weights)),
+                            config_file)
+    if method not in cfg.arms:
+        known = ", ".join(["scratch", *PRETEXTS, *cfg.arms])
+        raise PlaneSSLError(f"experiment config: unknown method {method!r}; known: {known}")
+    arm = cfg.arms[method]
+    if arm.task not in PRETEXTS:
+        raise PlaneSSLError(f"experiment config: arm {method!r}: task must be one of "
+                            f"{', '.join(PRETEXTS)}, got {arm.task!r}")
+    extra = paths(cfg.pretrain_data if arm.data is None else arm.data)
+    if not arm.pool and not extra:
+        raise PlaneSSLError(f"experiment config: arm {method!r} has pool: false and no data")
+    weights = arm.weights
+    if weights is None:
+        weights = cfg.pretrain_weights if arm.data is None and arm.pool else []
+    return PretrainPlan(arm.task, extra, arm.pool,
+                        tuple(cfg.pretrain + _weights_override(list(weights)) + arm.overrides),
+                        config_file)
+
+
+def config_path(path: str, base: Path) -> Path | None:
+    """A run configuration file named by the experiment (relative to ``base``), checked
+    to exist; ``None`` when not given."""
+    if not path:
+        return None
+    p = Path(path) if Path(path).is_absolute() else base / path
+    if not p.is_file():
+        raise PlaneSSLError(f"experiment config: {p}: config file not found")
+    return p
+
+
+def pretrain_dir(out: Path, method: str, seed: int, per_seed: bool) -> Path:
+    """The pretraining run folder of (method, seed)."""
+    return out / "pretrain" / (f"{method}-s{seed}" if per_seed else method)
 
 
 def primary_metric(task: str) -> str:
@@ -104,11 +233,11 @@ def _last_value(path: Path, keys: tuple[str, ...]) -> tuple[str, float] | None:
     return None
 
 
-def pretrain_once(method: str, seed: int, cache_path: Path, ids: list[str], overrides: list[str],
+def pretrain_once(method: str, plan: PretrainPlan, seed: int, cache_path: Path, ids: list[str],
                   out: Path, echo: Callable[[str], None]) -> Path:
-    """The pretraining run of (method, seed), trained unless already finished.
-
-    The run's own messages go to ``out/log.txt``; ``echo`` gets one line when it ends."""
+    """The pretraining run of (method, seed) following ``plan`` on the pretrain pool ``ids``
+    of ``cache_path`` (when the plan includes it) and the plan's extra caches, trained
+    unless already finished."""
     from planessl.config import PretrainConfig
     from planessl.engine import LOG_FILE, METRICS_FILE, WEIGHTS_FILE, quiet_logging
     from planessl.pretraining import run_pretraining
@@ -116,15 +245,21 @@ def pretrain_once(method: str, seed: int, cache_path: Path, ids: list[str], over
     if (out / WEIGHTS_FILE).is_file():
         echo(f"pretraining {method} seed {seed}: done earlier ({out})")
         return out
-    cfg = load_config(PretrainConfig, None, [f"task.name={method}", f"seed={seed}"] + overrides)
+    cfg = load_config(PretrainConfig, plan.config_file,
+                      [f"task.name={plan.task}", f"seed={seed}"] + list(plan.overrides))
+    caches = ([cache_path] if plan.pool else []) + list(plan.extra)
     resume = (out / "checkpoints" / "last.ckpt").is_file()
-    what = (f"pretraining {method} seed {seed} on {len(ids)} stud{'y' if len(ids) == 1 else 'ies'}"
+    what = f"{len(ids)} pool studies" if plan.pool else "no pool studies"
+    if plan.extra:
+        what += " + " + ", ".join(p.name for p in plan.extra)
+    what = (f"pretraining {method} ({plan.task}) seed {seed} on {what}"
             + (" (resumed)" if resume else ""))
     t0 = time.time()
     try:
         with quiet_logging(out / LOG_FILE) as log:
             log(f"{what} -> {out}")
-            module = run_pretraining(cfg, cache_path, out, resume=resume, ids=ids, quiet=True)
+            module = run_pretraining(cfg, caches, out, resume=resume,
+                                     ids=ids if plan.pool else None, quiet=True)
     except Exception:
         echo(f"{what}: failed, see {out / LOG_FILE}")
         raise
@@ -158,7 +293,7 @@ def _run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, 
 
     t0 = time.time()
     model = finetune(cache_path, n, init, out / "run", [f"finetune.task={cfg.task}"] + cfg.finetune,
-                     seed=seed, echo=echo, quiet=True)
+                     seed=seed, config_file=cfg.finetune_config or None, echo=echo, quiet=True)
     split = json.loads((out / "run" / "split.json").read_text())
     predict_cache(out / "run", cache_path, out / "pred", split["test"], lcc=cfg.lcc, echo=echo)
     row = {"method": method, "n": n, "seed": seed}
@@ -325,14 +460,19 @@ def check_resumable(out: Path, config: dict) -> None:
     if not (out / RESULTS).is_file() or not saved_path.is_file():
         return
     saved = yaml.safe_load(saved_path.read_text()) or {}
+    defaults = config_to_dict(ExperimentConfig())  # keys added since the folder was made
     for key in sorted(set(saved) | set(config)):
         if key in GROWABLE_KEYS:
             continue
-        if saved.get(key) != config.get(key):
+        old, new = saved.get(key, defaults.get(key)), config.get(key, defaults.get(key))
+        if key == "arms":  # arms may be added; one that made cells may not change
+            old, new = ({k: v for k, v in (old or {}).items() if k in (new or {})},
+                        {k: v for k, v in (new or {}).items() if k in (old or {})})
+        if old != new:
             raise PlaneSSLError(
                 f"{out}: its results were made with a different '{key}' "
-                f"({saved.get(key)!r}, now {config.get(key)!r}); use a new --out folder "
-                f"(only methods, labelled and seeds may change when resuming)")
+                f"({old!r}, now {new!r}); use a new --out folder "
+                f"(only methods, labelled, seeds and new arms may change when resuming)")
 
 
 def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None = None,
@@ -349,10 +489,11 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
         base = Path(config).resolve().parent
     if not cfg.data:
         raise PlaneSSLError("experiment config: 'data' (the cache) is required")
-    bad = [m for m in cfg.methods if m != "scratch" and m not in PRETEXTS]
-    if bad:
-        raise PlaneSSLError(f"experiment config: unknown method {bad[0]!r}; known: scratch, "
-                            f"{', '.join(PRETEXTS)}")
+    clash = [a for a in cfg.arms if a == "scratch" or a in PRETEXTS]
+    if clash:
+        raise PlaneSSLError(f"experiment config: arm name {clash[0]!r} is taken by a built-in "
+                            f"method; choose another")
+    plans = {m: pretrain_plan(m, cfg, base) for m in cfg.methods}
     if not cfg.labelled or not cfg.seeds:
         raise PlaneSSLError("experiment config: 'labelled' and 'seeds' must not be empty")
     cache_path = Path(cfg.data) if Path(cfg.data).is_absolute() else base / cfg.data
@@ -360,9 +501,12 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     out.mkdir(parents=True, exist_ok=True)
     cache = Cache(cache_path)
     # Check the split of the largest N once, before any training.
-    ft_cfg = load_config_for([f"finetune.task={cfg.task}"] + cfg.finetune)
+    ft_file = config_path(cfg.finetune_config, base)
+    cfg.finetune_config = str(ft_file) if ft_file else ""
+    ft_cfg = load_config_for([f"finetune.task={cfg.task}"] + cfg.finetune,
+                             str(ft_file) if ft_file else None)
     split = make_split(cache, ft_cfg, max(cfg.labelled))
-    if any(m != "scratch" for m in cfg.methods) and not split.pretrain:
+    if any(p is not None and p.pool for p in plans.values()) and not split.pretrain:
         raise PlaneSSLError(f"{cache_path}: no studies left for pretraining outside the labelled "
                             f"pool, validation and test sets; set split.pool_size in 'finetune'")
     check_resumable(out, config_to_dict(cfg))
@@ -386,9 +530,12 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
             if not todo:
                 continue
             init = "scratch"
-            if method != "scratch":
-                init = str(pretrain_once(method, seed, cache_path, split.pretrain, cfg.pretrain,
-                                         out / "pretrain" / f"{method}-s{seed}", echo))
+            plan = plans[method]
+            if plan is not None:
+                pre_seed = seed if cfg.pretrain_per_seed else cfg.seeds[0]
+                init = str(pretrain_once(method, plan, pre_seed, cache_path, split.pretrain,
+                                         pretrain_dir(out, method, seed, cfg.pretrain_per_seed),
+                                         echo))
             for n in todo:
                 cell = out / "cells" / f"{method}-n{n}-s{seed}"
                 what = f"[{index[(seed, method, n)]}/{len(grid)}] {method} N={n} seed {seed}"

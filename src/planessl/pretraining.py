@@ -36,36 +36,92 @@ def sample_spec(cfg: PretrainConfig):
                       clip_percentiles=(lo, hi))
 
 
-def run_pretraining(cfg: PretrainConfig, cache: str | Path | Cache, out_dir: str | Path,
-                    resume: bool = False, callbacks: Iterable = (),
+def open_caches(cache: str | Path | Cache | Sequence[str | Path | Cache] | None,
+                cfg: PretrainConfig) -> list[Cache]:
+    """The caches of a run: ``cache`` (one or several), else the configured ``data.caches``."""
+    if cache is None:
+        cache = list(cfg.data.caches)
+        if not cache:
+            raise PlaneSSLError("no pretraining data: give a cache (--data) or set data.caches")
+    items = [cache] if isinstance(cache, (str, Path, Cache)) else list(cache)
+    if not items:
+        raise PlaneSSLError("no pretraining data: the list of caches is empty")
+    caches = [c if isinstance(c, Cache) else Cache(c) for c in items]
+    seen: set[Path] = set()
+    for c in caches:
+        if c.path.resolve() in seen:
+            raise PlaneSSLError(f"{c.path}: the same cache is given twice")
+        seen.add(c.path.resolve())
+    return caches
+
+
+def cache_weights(cfg: PretrainConfig, caches: Sequence[Cache]) -> list[float] | None:
+    """The configured ``data.cache_weights`` checked against the caches (``None``: default,
+    proportional to training studies)."""
+    weights = list(cfg.data.cache_weights)
+    if not weights:
+        return None
+    if len(weights) != len(caches):
+        raise PlaneSSLError(f"data.cache_weights has {len(weights)} value(s) for "
+                            f"{len(caches)} cache(s) ({', '.join(str(c.path) for c in caches)})")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise PlaneSSLError(f"data.cache_weights must be >= 0 with a positive sum, got {weights}")
+    return weights
+
+
+def run_pretraining(cfg: PretrainConfig,
+                    cache: str | Path | Cache | Sequence[str | Path | Cache] | None,
+                    out_dir: str | Path, resume: bool = False, callbacks: Iterable = (),
                     command: Sequence[str] | None = None, ids: Sequence[str] | None = None,
                     quiet: bool = False):
     """Train a pretext task; returns the trained :class:`PretrainModule`.
+
+    Args:
+        cfg: the configuration (not modified; the saved copy records the caches and
+            weights used in ``data.caches`` and ``data.cache_weights``).
+        cache: a cache, or several mixed by ``cfg.data.cache_weights``
+            (:mod:`planessl.data.mixing`); ``None``: ``cfg.data.caches``.
+        out_dir: the run folder.
+        resume: continue from ``out_dir``'s last checkpoint.
+        callbacks: extra Lightning callbacks.
+        command: the command line, recorded in ``run_info.json``.
+        ids: restrict the first cache to these studies (e.g. the few-label protocol's
+            pretrain pool); other caches are used whole.
 
     Writes the run folder described in :mod:`planessl.engine`, the validation heatmap
     preview ``val_heatmaps.png`` (line tasks) and ``weights.safetensors``. ``quiet``: no
     progress bar (for runs inside :func:`planessl.engine.quiet_logging`).
     """
+    import copy
+
     import pytorch_lightning as pl
 
-    from planessl.data.module import PretrainDataModule, check_views
+    from planessl.data.module import PretrainDataModule, check_caches
     from planessl.engine import WEIGHTS_FILE, build_trainer, fit, last_checkpoint, save_weights
     from planessl.runinfo import save_run_info
     from planessl.tasks.multitask import PretrainModule
 
     out_dir = Path(out_dir)
-    cache = cache if isinstance(cache, Cache) else Cache(cache)
+    caches = open_caches(cache, cfg)
     spec = sample_spec(cfg)
-    usable = check_views(cache, spec.input_views, spec.line_channels, spec.slice_location)
-    # ``ids`` restricts pretraining to a subset (e.g. the few-label protocol's pretrain pool).
-    ids = usable if ids is None else [i for i in usable if i in set(ids)]
-    if not ids:
-        raise PlaneSSLError(f"{cache.path}: none of the selected studies can be used for pretraining")
+    weights = cache_weights(cfg, caches)
+    usable = check_caches(caches, spec.input_views, spec.line_channels, spec.slice_location)
+    if ids is not None:
+        keep = set(ids)
+        usable[0] = [i for i in usable[0] if i in keep]
+        if not usable[0]:
+            raise PlaneSSLError(f"{caches[0].path}: none of the selected studies can be used "
+                                f"for pretraining")
     ckpt = last_checkpoint(out_dir) if resume else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = PretrainDataModule(caches, cfg.data, cfg.augment, spec, seed=cfg.seed, ids=usable,
+                              weights=weights)
+    cfg = copy.deepcopy(cfg)
+    cfg.data.caches = [str(c.path.resolve()) for c in caches]
+    cfg.data.cache_weights = ([float(w) for w in weights] if weights is not None
+                              else [float(n) for n in data.train_set.mix.sizes])
     module = PretrainModule(cfg)
     module.preview_path = out_dir / "val_heatmaps.png"
-    data = PretrainDataModule(cache, cfg.data, cfg.augment, spec, seed=cfg.seed, ids=ids)
     trainer = build_trainer(cfg.trainer, out_dir, callbacks=callbacks, quiet=quiet)
     if trainer.is_global_zero:
         save_run_info(out_dir, config_to_dict(cfg), cfg.seed, list(command) if command else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -12,8 +13,11 @@ def register(subparsers) -> None:
         "pretrain", help="pretrain a network with the lines, slices or multitask pretext task",
         description="Pretrain on a cache with a pretext task. Any config key can be set as "
                     "key.sub=value (see planessl.config.PretrainConfig).")
-    p.add_argument("--data", required=True,
-                   help="cache folder, or phantom:N to generate N phantom studies into RUN/cache")
+    p.add_argument("--data", nargs="+", default=None, metavar="CACHE",
+                   help="cache folder(s), or phantom:N to generate N phantom studies into "
+                        "RUN/cache; several caches are mixed, by default in proportion to "
+                        "their studies, else by data.cache_weights=[w1,w2,...] (default with "
+                        "--resume: the run's own caches)")
     p.add_argument("--task", choices=("lines", "slices", "multitask"), default=None,
                    help="pretext task (default: the config's, multitask)")
     p.add_argument("--out", required=True, help="run folder")
@@ -57,12 +61,34 @@ def resolve_data(spec: str, out_dir: Path, seed: int) -> Path:
     return cache_dir
 
 
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*=")
+
+
+def split_data_args(items: list[str]) -> tuple[list[str], list[str]]:
+    """``--data`` entries as (caches, key=value overrides): ``--data A B optim.lr=0.1``
+    would otherwise swallow the overrides that follow it (an existing path stays a cache)."""
+    caches, overrides = [], []
+    for item in items:
+        (overrides if OVERRIDE.match(item) and not Path(item).exists() else caches).append(item)
+    return caches, overrides
+
+
+def resolve_caches(specs: list[str], out_dir: Path, seed: int) -> list[Path]:
+    """The cache folders of ``--data`` entries (at most one ``phantom:N``)."""
+    from planessl.errors import PlaneSSLError
+
+    if sum(s.startswith("phantom:") for s in specs) > 1:
+        raise PlaneSSLError("--data: at most one phantom:N (it is generated into RUN/cache)")
+    return [resolve_data(s, out_dir, seed) for s in specs]
+
+
 def run(args: argparse.Namespace) -> int:
     from planessl.config import PretrainConfig, load_config
     from planessl.errors import PlaneSSLError
 
     out_dir = Path(args.out)
-    overrides = list(args.overrides)
+    data, extra = split_data_args(list(args.data or []))
+    overrides = extra + list(args.overrides)
     if args.task:
         overrides.append(f"task.name={args.task}")
     if args.max_steps is not None:
@@ -88,8 +114,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and (out_dir / "checkpoints").is_dir() and any((out_dir / "checkpoints").iterdir()):
         raise PlaneSSLError(f"{out_dir}: already holds a run; use --resume to continue it "
                             f"or choose another --out")
-    cache = resolve_data(args.data, out_dir, cfg.seed)
+    if data:
+        caches = resolve_caches(data, out_dir, cfg.seed)
+        saved = [Path(c).resolve() for c in cfg.data.caches]
+        if base is not None and saved and saved != [c.resolve() for c in caches]:
+            raise PlaneSSLError(f"{out_dir} was trained on {', '.join(map(str, saved))}; "
+                                f"--data gives {', '.join(str(c) for c in caches)} (resume with "
+                                f"the same caches, or without --data)")
+    elif cfg.data.caches:
+        caches = [Path(c) for c in cfg.data.caches]
+    else:
+        raise PlaneSSLError("--data is required (a cache folder, several, or phantom:N)")
     from planessl.pretraining import run_pretraining
-    run_pretraining(cfg, cache, out_dir, resume=args.resume, command=sys.argv)
+    run_pretraining(cfg, caches, out_dir, resume=args.resume, command=sys.argv)
     print(f"planessl: pretraining done; weights in {out_dir / 'weights.safetensors'}")
     return 0

@@ -4,7 +4,8 @@ and slice-location target, all computed from the (augmented) target plane.
 Studies are loaded lazily per item (:meth:`Cache.load`, arrays memory-mapped), so memory
 does not grow with the number of studies beyond the index. Every random choice of an item
 comes from ``numpy.random.default_rng([seed, epoch, index])``: a run is reproducible and
-resumes exactly, whatever the number of workers.
+resumes exactly, whatever the number of workers. Several caches can be mixed in one dataset
+with per-cache weights (:mod:`planessl.data.mixing`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from planessl.cache import Cache
+from planessl.data.mixing import EpochMix
 from planessl.data.studies import OpenStudies
 from planessl.data.transforms import (PlaneAugment, input_plane, normalise_intensity,
                                       resample_to_plane)
@@ -122,58 +124,73 @@ def make_sample(study: Study, series_idx: int, slice_idx: int, frame: int, spec:
 
 
 class PretrainDataset(OpenStudies, Dataset):
-    """Pretext samples over the studies ``ids`` of a cache.
+    """Pretext samples over studies of one cache, or of several mixed by weights.
 
     Args:
-        cache: the cache (only its path and index are kept).
-        ids: study ids to draw from.
+        cache: the cache, or several caches (only their paths and indexes are kept).
+        ids: study ids to draw from; with several caches, one sequence per cache.
         spec: what a sample holds.
         augment: random plane augmentation, or ``None``.
-        sampling: ``random``: item ``k`` is one random input image of study
-            ``k % len(ids)`` (``repeats`` items per study); ``all``: every input image once.
+        sampling: ``random``: an item is one random input image (slice, frame) of a study,
+            ``repeats`` items per study and epoch; ``all``: every input image once.
         seed: base seed of every random choice.
-        repeats: items per study in ``random`` mode.
+        repeats: items per study (``random``) or image (``all``) in an epoch.
+        weights: relative share of each cache in an epoch; ``None``: proportional to its
+            studies (``all``: images), i.e. each once per epoch (see :mod:`planessl.data.mixing`).
 
     Items are addressed by an index or by ``(epoch, index)`` (see :class:`EpochSampler`);
-    the randomness of an item depends only on ``(seed, epoch, index)``.
+    the randomness of an item, including which cache and study it is, depends only on
+    ``(seed, epoch, index)``.
     """
 
-    def __init__(self, cache: Cache, ids: Sequence[str], spec: SampleSpec,
-                 augment: PlaneAugment | None = None, sampling: str = "random", seed: int = 0,
-                 repeats: int = 1) -> None:
+    def __init__(self, cache: Cache | Sequence[Cache], ids: Sequence[str] | Sequence[Sequence[str]],
+                 spec: SampleSpec, augment: PlaneAugment | None = None, sampling: str = "random",
+                 seed: int = 0, repeats: int = 1, weights: Sequence[float] | None = None) -> None:
         if sampling not in ("random", "all"):
             raise PlaneSSLError(f"data.sampling must be 'random' or 'all', got {sampling!r}")
-        self.cache_path = cache.path
-        self.ids = list(ids)
+        caches = [cache] if isinstance(cache, Cache) else list(cache)
+        id_lists = [list(ids)] if isinstance(cache, Cache) else [list(i) for i in ids]
+        if len(id_lists) != len(caches):
+            raise PlaneSSLError(f"{len(id_lists)} id lists for {len(caches)} caches")
+        self.cache_paths = [c.path for c in caches]
+        self.cache_path = self.cache_paths[0]
+        self.ids = id_lists
         self.spec, self.augment, self.sampling = spec, augment, sampling
         self.seed, self.repeats = int(seed), int(repeats)
-        self.index: np.ndarray | None = None
+        # Units of each cache: study indices (random) or (study, series, slice, frame) rows.
+        self.index: list[np.ndarray] | None = None
         if sampling == "all":
-            rows = []
-            for k, sid in enumerate(self.ids):
-                meta = cache.meta(sid)
-                for s_idx, s in enumerate(meta["series"]):
-                    if s["view"] in spec.input_views:
-                        n_s, n_f = s["shape"][0], s["shape"][1]
-                        rows.extend((k, s_idx, a, b) for a in range(n_s) for b in range(n_f))
-            self.index = np.asarray(rows, dtype=np.int32).reshape(-1, 4)
+            self.index = [self._all_images(c, i) for c, i in zip(caches, id_lists)]
+            sizes = [len(rows) for rows in self.index]
+        else:
+            sizes = [len(i) for i in id_lists]
+        self.mix = EpochMix(sizes, weights, self.repeats, self.seed)
+
+    def _all_images(self, cache: Cache, ids: list[str]) -> np.ndarray:
+        rows = []
+        for k, sid in enumerate(ids):
+            for s_idx, s in enumerate(cache.meta(sid)["series"]):
+                if s["view"] in self.spec.input_views:
+                    n_s, n_f = s["shape"][0], s["shape"][1]
+                    rows.extend((k, s_idx, a, b) for a in range(n_s) for b in range(n_f))
+        return np.asarray(rows, dtype=np.int32).reshape(-1, 4)
 
     def __len__(self) -> int:
-        if self.index is not None:
-            return len(self.index)
-        return len(self.ids) * self.repeats
+        return len(self.mix)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, idx = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, int(epoch), int(idx)])
+        part, unit = self.mix.locate(int(epoch), int(idx))
+        path, ids = self.cache_paths[part], self.ids[part]
         if self.index is not None:
-            k, s_idx, slc, frame = (int(v) for v in self.index[idx])
-            study = self._study(self.ids[k])
+            k, s_idx, slc, frame = (int(v) for v in self.index[part][unit])
+            study = self._study(ids[k], path)
         else:
-            study = self._study(self.ids[idx % len(self.ids)])
+            study = self._study(ids[unit], path)
             choices = input_images(study, self.spec.input_views)
             if not choices:
-                raise PlaneSSLError(f"study {study.id} has no input view "
+                raise PlaneSSLError(f"{path}: study {study.id} has no input view "
                                     f"({', '.join(self.spec.input_views)})")
             # Uniform over slices, then a random frame (the reference's "random slice and frame").
             slices = sorted({(s, k) for s, k, _ in choices})

@@ -10,26 +10,32 @@ from planessl.study import Study
 
 
 class OpenStudies:
-    """Lazily opened, memory-mapped studies of a cache for a Dataset, at most
+    """Lazily opened, memory-mapped studies of one or more caches for a Dataset, at most
     :attr:`max_open` at a time (each open study holds its arrays' file mappings), reopened
-    in each worker process (the cache handle is not pickled)."""
+    in each worker process (cache handles are not pickled)."""
 
     cache_path: Path
     max_open: int = 32
 
-    def _study(self, sid: str) -> Study:
+    def _study(self, sid: str, path: Path | None = None) -> Study:
+        """Study ``sid`` of the cache at ``path`` (default :attr:`cache_path`)."""
+        path = self.cache_path if path is None else path
         opened = self.__dict__.setdefault("_studies", OrderedDict())
-        if self.__dict__.get("_cache") is None:
-            self._cache = Cache(self.cache_path)
-        if sid in opened:
-            opened.move_to_end(sid)
+        caches = self.__dict__.get("_caches")
+        if caches is None:
+            caches = self._caches = {}
+        if path not in caches:
+            caches[path] = Cache(path)
+        key = (path, sid)
+        if key in opened:
+            opened.move_to_end(key)
         else:
-            opened[sid] = self._cache.load(sid)
+            opened[key] = caches[path].load(sid)
             while len(opened) > self.max_open:
                 opened.popitem(last=False)
-        return opened[sid]
+        return opened[key]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_cache"], state["_studies"] = None, OrderedDict()
+        state["_caches"], state["_studies"] = None, OrderedDict()
         return state
