@@ -97,7 +97,8 @@ def run_pretraining(cfg: PretrainConfig,
     import pytorch_lightning as pl
 
     from planessl.data.module import PretrainDataModule, check_caches
-    from planessl.engine import WEIGHTS_FILE, build_trainer, fit, last_checkpoint, save_weights
+    from planessl.engine import (WEIGHTS_FILE, build_trainer, fit, last_checkpoint,
+                                 resolve_precision, save_weights)
     from planessl.runinfo import save_run_info
     from planessl.tasks.multitask import PretrainModule
 
@@ -117,6 +118,7 @@ def run_pretraining(cfg: PretrainConfig,
     data = PretrainDataModule(caches, cfg.data, cfg.augment, spec, seed=cfg.seed, ids=usable,
                               weights=weights)
     cfg = copy.deepcopy(cfg)
+    cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     cfg.data.caches = [str(c.path.resolve()) for c in caches]
     cfg.data.cache_weights = ([float(w) for w in weights] if weights is not None
                               else [float(n) for n in data.train_set.mix.sizes])
