@@ -91,3 +91,26 @@ def test_one_seed_gives_no_spread():
     ax = results_figure(rows, "mean_dice", ["scratch", "multitask"], [1, 3]).axes[0]
     assert "no error bars" in ax.get_title()
     assert all(not bars.has_yerr for bars in ax.containers)
+
+
+def test_learning_curves_read_every_cell_and_draw_one_line_per_seed(tmp_path):
+    from planessl.evaluation.curves import learning_curves_figure, plot_learning_curves, read_curves
+
+    for method, n, seed, vals in [("scratch", 1, 0, [0.2, 0.4]), ("scratch", 1, 1, [0.3, 0.5]),
+                                  ("slices", 2, 0, [0.1, 0.6])]:
+        run = tmp_path / "cells" / f"{method}-n{n}-s{seed}" / "run"
+        run.mkdir(parents=True)
+        rows = ["epoch,step,train_loss,val_dice", "0,49,0.9,", f"0,99,,{vals[0]}", f"1,199,,{vals[1]}"]
+        (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "cells" / "broken-n1-s0").mkdir()  # no metrics: left out
+    curves = read_curves(tmp_path / "cells", "val_dice")
+    assert curves[("scratch", 1, 1)] == [(99, 0.3), (199, 0.5)]
+    assert set(curves) == {("scratch", 1, 0), ("scratch", 1, 1), ("slices", 2, 0)}
+    fig = learning_curves_figure(curves, ["scratch", "slices"], [1, 2])
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["N=1", "N=2"]
+    assert [len(ax.lines) for ax in panels] == [2, 1]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["scratch", "slices"]
+    assert plot_learning_curves(tmp_path / "cells", ["scratch", "slices"], [1, 2], tmp_path / "lc.png")
+    assert (tmp_path / "lc.png").stat().st_size > 1000
+    assert not plot_learning_curves(tmp_path / "nothing", ["scratch"], [1], tmp_path / "no.png")

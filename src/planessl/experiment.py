@@ -17,6 +17,7 @@ Output folder::
                                      paired difference to scratch with its sign count and
                                      the difference of every seed
     dice_vs_n.png                    primary metric against N per method
+    learning_curves.png              validation metric against step of every cell
 
 The console gets one line per pretraining run and per cell
 (``[3/8] multitask N=1 seed 0: mean Dice 0.712 (41 s)``); everything else a run says
@@ -42,6 +43,7 @@ import numpy as np
 
 from planessl.config import config_to_dict, load_config
 from planessl.errors import PlaneSSLError
+from planessl.evaluation.curves import plot_learning_curves
 from planessl.runinfo import save_run_info, write_text_atomic
 
 PRETEXTS = ("lines", "slices", "multitask")
@@ -516,7 +518,8 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     rows = _read_rows(out / RESULTS)
     done = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
     grid = [(seed, method, n) for seed in cfg.seeds for method in cfg.methods for n in cfg.labelled]
-    n_pre = len({(m, s) for (s, m, _) in grid if m != "scratch"})
+    n_pre = len({pretrain_dir(out, m, s, cfg.pretrain_per_seed) for (s, m, _) in grid
+                 if plans[m] is not None})
     echo(f"experiment: {len(grid)} cells ({', '.join(cfg.methods)} x N={','.join(map(str, cfg.labelled))} "
          f"x {len(cfg.seeds)} seed{'s' if len(cfg.seeds) > 1 else ''}), {n_pre} pretraining "
          f"run{'s' if n_pre != 1 else ''}; each run's log: {out}/*/*/log.txt")
@@ -551,4 +554,7 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     summary = summarise_results(rows, metric, cfg.methods, sorted(cfg.labelled))
     write_text_atomic(out / "summary.md", summary)
     plot_results(rows, metric, cfg.methods, sorted(cfg.labelled), out / "dice_vs_n.png")
+    plot_learning_curves(out / "cells", cfg.methods, sorted(cfg.labelled),
+                         out / "learning_curves.png",
+                         "val_dice" if cfg.task == "segmentation" else "val_acc")
     return rows, summary
