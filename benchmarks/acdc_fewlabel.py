@@ -94,6 +94,59 @@ def merge(parts: list[Path], into: Path) -> None:
         w.writerows(rows)
 
 
+def structure_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:
+    """Markdown: mean Dice per structure (RV, myocardium, LV) per method and N over seeds."""
+    import numpy as np
+
+    out = ["| method | N | seeds | RV | myocardium | LV | mean |", "|---|---|---|---|---|---|---|"]
+    for m in methods:
+        for n in ns:
+            cell = [r for r in rows if r["method"] == m and int(r["n"]) == n]
+            if not cell:
+                continue
+            vals = [f"{np.mean([float(r[k]) for r in cell]):.3f}"
+                    for k in ("RV_dice", "myocardium_dice", "LV_dice", "mean_dice")]
+            out.append(f"| {m} | {n} | {len(cell)} | " + " | ".join(vals) + " |")
+    return "\n".join(out) + "\n"
+
+
+def tuning_table(path: Path) -> str:
+    """Markdown of every fine-tuning configuration tried on the validation patients."""
+    if not path.is_file():
+        return "(no tuning runs recorded)\n"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = ["| name | N | seed | init | overrides of acdc_finetune.yaml | val mean Dice | RV | myo | LV | best step |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['name']} | {r['n']} | {r['seed']} | {r['init']} | {r['overrides'] or '–'} | "
+                   f"{float(r['val_mean_dice']):.3f} | {float(r['val_RV_dice']):.3f} | "
+                   f"{float(r['val_myocardium_dice']):.3f} | {float(r['val_LV_dice']):.3f} | "
+                   f"{r['best_step']} |")
+    return "\n".join(out) + "\n"
+
+
+def write_report(exp: Path, results: Path, command: str, minutes: float) -> None:
+    """``results/README.md``: protocol, recipe, the table with paired differences, the
+    per-structure table, the configurations tried, and the figures."""
+    with open(exp / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    ns = sorted({int(r["n"]) for r in rows})
+    text = [
+        "# ACDC few-label segmentation: scratch vs plane-geometry pretraining", "",
+        (__doc__ or "").split("Usage")[0].strip(), "",
+        f"Command: `{command}` (cells of the two processes merged; wall time of the merge "
+        f"step {minutes:.1f} min). Figures: `dice_vs_n.png`, `learning_curves.png`.", "",
+        (exp / "summary.md").read_text(), "",
+        "## Dice per structure (mean over seeds, test patients 085-100, ED and ES)", "",
+        structure_table(rows, methods, ns), "",
+        "## Fine-tuning configurations tried (validation patients only)", "",
+        tuning_table(ROOT / "benchmarks/results/acdc_fewlabel/tuning.csv"),
+    ]
+    (results / "README.md").write_text("\n".join(text))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -124,8 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall time {(time.time() - t0) / 60:.1f} min")
     if args.merge:
         args.results.mkdir(parents=True, exist_ok=True)
-        for name in ("results.csv", "summary.md", "dice_vs_n.png", "split.json", "config.yaml"):
+        for name in ("results.csv", "summary.md", "dice_vs_n.png", "learning_curves.png",
+                     "split.json", "config.yaml"):
             shutil.copyfile(args.work / "experiment" / name, args.results / name)
+        write_report(args.work / "experiment", args.results,
+                     "python benchmarks/acdc_fewlabel.py " + " ".join(argv or sys.argv[1:]),
+                     (time.time() - t0) / 60)
     return 0
 
 
