@@ -282,8 +282,6 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     spec = GridSpec(grid["image_size"], grid["spacing_mm"], tuple(grid["clip_percentiles"]),
                     tuple(grid["input_views"]))
     aug = cfg.augment
-    augment = (PlaneAugment(aug.rotation_deg, tuple(aug.zoom), aug.shift_mm, aug.flip)
-               if aug.enabled else None)
     o = cfg.optim
     opt = dict(lr=o.lr, transferred_lr_scale=ft.transferred_lr_scale,
                weight_decay=o.weight_decay, step_epochs=o.step_epochs, step_gamma=o.step_gamma,
@@ -300,6 +298,8 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
                                   lambda_dice=ft.lambda_dice, **opt)
         monitor = "val_dice"
     else:
+        augment = (PlaneAugment(aug.rotation_deg, tuple(aug.zoom), aug.shift_mm, aug.flip)
+                   if aug.enabled else None)
         train_ds = ClassificationDataset(cache, split.train, spec, ft.target_key, augment,
                                          ft.images_per_study)
         val_ds = (ClassificationDataset(cache, split.val, spec, ft.target_key, None, ft.images_per_study)
