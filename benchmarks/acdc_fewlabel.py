@@ -26,6 +26,13 @@ Usage (two processes on a 2-core machine, then the merge)::
     python benchmarks/acdc_fewlabel.py --methods scratch slices-acdc --work /tmp/acdc_bench/a
     python benchmarks/acdc_fewlabel.py --methods multitask-phantom multitask-mixed --work /tmp/acdc_bench/b
     python benchmarks/acdc_fewlabel.py --merge /tmp/acdc_bench/a /tmp/acdc_bench/b --work /tmp/acdc_bench/all
+
+An ablation changes one setting of every cell, in its own work folder, e.g. fine-tuning the
+transferred encoder only, with the pretraining runs of the main experiment::
+
+    python benchmarks/acdc_fewlabel.py --methods scratch multitask-mixed --labelled 1 2 \
+        --work /tmp/acdc_bench/abl-encoder --finetune-extra finetune.transfer=encoder \
+        --reuse-pretrain /tmp/acdc_bench/all/experiment
 """
 
 from __future__ import annotations
@@ -158,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", type=Path, nargs="*", default=None,
                     help="work folders of earlier runs to merge into --work (nothing trained)")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--finetune-extra", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="fine-tuning overrides of an ablation (e.g. finetune.transfer=encoder)")
+    ap.add_argument("--pretrain-extra", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="pretraining overrides of an ablation (e.g. trainer.max_steps=500)")
+    ap.add_argument("--reuse-pretrain", type=Path, default=None, metavar="EXPERIMENT",
+                    help="copy the finished pretraining runs of another work folder's experiment")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"skip: {args.data} not found")
@@ -172,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         merge(args.merge, args.work)
     cfg = experiment_config(cache, phantom, args.methods, args.labelled, args.seeds)
+    cfg.finetune += list(args.finetune_extra)
+    cfg.pretrain += list(args.pretrain_extra)
+    if args.reuse_pretrain is not None and not (args.work / "experiment" / "pretrain").is_dir():
+        shutil.copytree(args.reuse_pretrain / "pretrain", args.work / "experiment" / "pretrain")
     rows, summary = run_experiment(cfg, args.work / "experiment")
     print(summary)
     print(f"wall time {(time.time() - t0) / 60:.1f} min")
