@@ -63,13 +63,17 @@ def test_crashed_run_resumes_to_the_same_weights(cache, tmp_path):
 
 def test_resume_with_loader_workers_is_exact(cache, tmp_path):
     """With worker processes the resumed epoch must use its own sample keys (Lightning
-    creates the loader iterator before set_epoch; workers prefetch at creation)."""
+    creates the loader iterator before set_epoch; workers prefetch at creation); here on
+    two caches mixed 1:2, so the per-epoch mix resumes exactly too."""
+    sax = write_cache(tmp_path / "sax", [make_synthetic_study(10 + k, views=("sax",))
+                                         for k in range(3)])
     cfg = load_config(PretrainConfig, overrides=TINY + ["trainer.max_epochs=3",
-                                                        "data.num_workers=1"])
-    run_pretraining(cfg, cache, tmp_path / "full")
+                                                        "data.num_workers=1",
+                                                        "data.cache_weights=[1,2]"])
+    run_pretraining(cfg, [cache, sax], tmp_path / "full")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_pretraining(cfg, cache, tmp_path / "cut", callbacks=[Crash(1)])
-    run_pretraining(cfg, cache, tmp_path / "cut", resume=True)
+        run_pretraining(cfg, [cache, sax], tmp_path / "cut", callbacks=[Crash(1)])
+    run_pretraining(cfg, [cache, sax], tmp_path / "cut", resume=True)
     full = load_weights(tmp_path / "full/weights.safetensors")
     cut = load_weights(tmp_path / "cut/weights.safetensors")
     assert all(torch.equal(full[k], cut[k]) for k in full)
