@@ -64,7 +64,7 @@ def test_pretraining_shared_by_seeds_and_arms_in_the_loop(caches, tmp_path, monk
 
     def fake_cell(method, n, seed, init, *rest):
         cells.append((method, seed, Path(init).name))
-        return {"method": method, "n": n, "seed": seed, "mean_dice": 0.5}
+        return {"method": method, "n": n, "seed": seed, "mean_dice": 0.5, "cell_seconds": 1.0}
 
     split = SimpleNamespace(pretrain=["s001", "s002"], to_dict=lambda: {"pretrain": ["s001", "s002"]})
     monkeypatch.setattr(exp, "pretrain_once", fake_pretrain)

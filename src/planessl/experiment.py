@@ -254,7 +254,8 @@ def pretrain_once(method: str, plan: PretrainPlan, seed: int, cache_path: Path, 
     what = f"{len(ids)} pool studies" if plan.pool else "no pool studies"
     if plan.extra:
         what += " + " + ", ".join(p.name for p in plan.extra)
-    what = (f"pretraining {method} ({plan.task}) seed {seed} on {what}"
+    name = method if method == plan.task else f"{method} ({plan.task})"
+    what = (f"pretraining {name} seed {seed} on {what}"
             + (" (resumed)" if resume else ""))
     t0 = time.time()
     try:
