@@ -456,7 +456,9 @@ def main() -> None:
                     help="leave channels_last out of the in-process comparison")
     ap.add_argument("--alt-rounds", type=int, default=24,
                     help="rounds of the in-process alternating bare steps (0: skip)")
-    ap.add_argument("--cache-root", default=None, help="reuse phantom caches here")
+    ap.add_argument("--cache-root", default=None,
+                    help="keep (and reuse) the phantom caches here; default: a temporary "
+                         "folder, removed at the end")
     ap.add_argument("--child", nargs="+", default=None)
     args = ap.parse_args()
     if args.child:
@@ -635,6 +637,10 @@ def main() -> None:
     lines += reading(summary, alt, rows)
     (RESULTS / "precision.md").write_text("\n".join(lines))
     print("\n".join(lines))
+    if args.cache_root is None:  # ~0.8 GB of phantom caches and run folders
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        shutil.rmtree(runs, ignore_errors=True)
 
 if __name__ == "__main__":
     main()
