@@ -86,13 +86,21 @@ def render_montage(study: Study, path: str | Path, title: str = "") -> None:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{name} {phase}", color="white", fontsize=9)
+    _save_black(fig, path, title, fontsize=10, dpi=72)
+
+
+def _save_black(fig, path: str | Path, title: str | None, fontsize: int, dpi: int) -> None:
+    """Title, tight layout, then write the figure on black atomically (temporary name,
+    then rename)."""
+    import matplotlib.pyplot as plt
+
     if title:
-        fig.suptitle(title, color="white", fontsize=10)
+        fig.suptitle(title, color="white", fontsize=fontsize)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=72, facecolor="black")
+    fig.savefig(tmp, dpi=dpi, facecolor="black")
     plt.close(fig)
     os.replace(tmp, path)
 
@@ -225,15 +233,7 @@ def render_grid_comparison(phantoms: list[Study], reals: list[Study], path: str 
         axes[row0, 0].text(0, -0.25, name, transform=axes[row0, 0].transAxes, color="yellow",
                            fontsize=8, va="top")
         row0 += n_r
-    if title:
-        fig.suptitle(title, color="white", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=80, facecolor="black")
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save_black(fig, path, title, fontsize=9, dpi=80)
 
 
 def main(argv: list[str] | None = None) -> int:
