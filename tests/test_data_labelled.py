@@ -100,3 +100,17 @@ def test_open_studies_are_bounded_and_items_unchanged(phantom_cache):
     for index in range(5):
         torch.manual_seed(0)
         np.testing.assert_array_equal(clone[index]["image"].numpy(), first[index])
+
+
+@pytest.mark.parametrize("zoom, side", [(2.0, 16), (0.5, 4)])
+def test_zoom_above_one_magnifies(zoom, side):
+    """``augment.zoom`` > 1 zooms in (MONAI's scale acts on the sampling grid, inverted in
+    build_segmentation_augment): an 8-pixel square becomes ``8 x zoom`` pixels wide."""
+    cfg = FinetuneAugmentConfig(rotation_deg=0, zoom=[zoom, zoom], shift_mm=0, flip=False,
+                                elastic_magnitude=0, bias_prob=0, gamma_prob=0,
+                                contrast_prob=0, noise_prob=0, blur_prob=0)
+    square = torch.zeros(1, 48, 48)
+    square[0, 20:28, 20:28] = 1
+    out = build_segmentation_augment(cfg, 32, 1.0)({"image": square.clone(), "label": square.clone()})
+    rows = torch.nonzero(out["label"][0] > 0.5)[:, 0]
+    assert abs(int(rows.max() - rows.min() + 1) - side) <= 2
