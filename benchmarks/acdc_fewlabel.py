@@ -50,7 +50,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from acdc_tune import DEFAULT_DATA, acdc_cache, protocol_overrides  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/acdc_fewlabel"
-METHODS = ("scratch", "slices-acdc", "multitask-phantom", "multitask-mixed")
+GEOMETRY_ARMS = ("slices-acdc", "multitask-phantom", "multitask-mixed")
+# The competing methods (issue "competing pretraining methods"): those that apply to SAX-only
+# data pretrain on the ACDC pool like slices-acdc; anatomical positions need the long-axis
+# views, so they come from the phantoms like multitask-phantom.
+COMPETING_ARMS = ("simclr-acdc", "gcl-acdc", "pcl-acdc", "rotation-acdc", "genesis-acdc",
+                  "anatomy-phantom")
+METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS)
 
 
 def phantom_cache(work: Path, n: int, seed: int = 1) -> Path:
@@ -76,6 +82,9 @@ def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: 
         finetune_config=str(ROOT / "configs/acdc_finetune.yaml"),
         finetune=protocol_overrides(),
         arms={"slices-acdc": ArmConfig(task="slices", data=[], pool=True),
+              **{f"{t}-acdc": ArmConfig(task=t, data=[], pool=True)
+                 for t in ("simclr", "gcl", "pcl", "rotation", "genesis")},
+              "anatomy-phantom": ArmConfig(task="anatomy", data=[str(phantom)], pool=False),
               "multitask-phantom": ArmConfig(task="multitask", data=[str(phantom)], pool=False),
               "multitask-mixed": ArmConfig(task="multitask", data=[str(phantom)], pool=True,
                                            weights=[1.0, 1.0])})

@@ -46,7 +46,7 @@ def test_plans_of_methods_and_arms(caches):
     assert not only.pool and only.task == "lines" and only.overrides == ("optim.lr=0.1",)
     inherit = exp.pretrain_plan("mt-inherit", cfg, caches)
     assert inherit.extra == plain.extra and "data.cache_weights=[1.0,3.0]" in inherit.overrides
-    bad = [({"arms": {"x": {"task": "rotation"}}}, "x", "task must be one of"),
+    bad = [({"arms": {"x": {"task": "jigsaw"}}}, "x", "task must be one of"),
            ({"arms": {"x": {"pool": False, "data": []}}}, "x", "no data"),
            ({"arms": {"x": {"data": ["nowhere"]}}}, "x", "not a planessl cache"),
            ({}, "mystery", "unknown method 'mystery'")]

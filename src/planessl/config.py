@@ -113,7 +113,10 @@ class TaskConfig:
     """Pretext task.
 
     Attributes:
-        name: ``lines``, ``slices`` or ``multitask``.
+        name: the plane-geometry tasks ``lines``, ``slices``, ``multitask``; the
+            competing methods ``anatomy`` (Bai et al. 2019), ``simclr``, ``gcl``
+            (Chaitanya et al. 2020), ``pcl`` (Zeng et al. 2021), ``rotation``, ``genesis``
+            (see :mod:`planessl.tasks.registry`).
         line_channels: view types whose intersection lines are predicted, one channel each.
         sigma_mm: Gaussian width of the line heatmaps in mm (reference: 6 px x 1.26 mm).
         sigma_thickness_factor: when set, sigma = factor x the other view's slice thickness
@@ -121,6 +124,13 @@ class TaskConfig:
         alpha: weight of the line loss in ``multitask``.
         beta: weight of the slice-location loss in ``multitask``.
         slice_hidden: width of the slice-location MLP.
+        temperature: softmax temperature of the contrastive losses (``simclr``, ``gcl``,
+            ``pcl``).
+        projection_dim: output width of the contrastive projection head.
+        partitions: ``gcl``: number of partitions of a stack (slices in the same partition
+            of different studies are positives).
+        position_threshold: ``pcl``: slices whose relative locations differ by less than
+            this are positives.
     """
 
     name: str = "multitask"
@@ -130,6 +140,10 @@ class TaskConfig:
     alpha: float = 1.0
     beta: float = 1.0
     slice_hidden: int = 64
+    temperature: float = 0.1
+    projection_dim: int = 128
+    partitions: int = 4
+    position_threshold: float = 0.1
 
 
 @dataclass

@@ -45,8 +45,8 @@ from planessl.config import config_to_dict, load_config
 from planessl.errors import PlaneSSLError
 from planessl.evaluation.curves import plot_learning_curves
 from planessl.runinfo import save_run_info, write_text_atomic
+from planessl.tasks.registry import TASK_NAMES as PRETEXTS
 
-PRETEXTS = ("lines", "slices", "multitask")
 RESULTS = "results.csv"
 
 
@@ -56,7 +56,7 @@ class ArmConfig:
     :class:`ExperimentConfig`).
 
     Attributes:
-        task: the pretext task (``lines``, ``slices`` or ``multitask``).
+        task: the pretext task (any of :data:`planessl.tasks.registry.TASK_NAMES`).
         data: caches pretrained on besides the pool (relative paths: to the config file);
             ``None``: the experiment's ``pretrain_data``.
         pool: also pretrain on the experiment's pretrain pool (first in the cache list);

@@ -16,11 +16,13 @@ def sample_spec(cfg: PretrainConfig):
     unless the data section overrides them)."""
     from planessl.data.pretrain import SampleSpec
     from planessl.tasks.multitask import task_weights
+    from planessl.tasks.registry import task_needs
 
     if cfg.model.preset not in PRESETS:
         raise PlaneSSLError(f"model.preset must be one of {', '.join(PRESETS)}, got {cfg.model.preset!r}")
     preset = PRESETS[cfg.model.preset]
     alpha, beta = task_weights(cfg)
+    needs = task_needs(cfg.task.name, alpha, beta)
     size = cfg.data.image_size or preset.image_size
     depth = len(cfg.model.features or preset.features) - 1
     if size % (2 ** depth):
@@ -28,12 +30,13 @@ def sample_spec(cfg: PretrainConfig):
                             f"(the backbone pools {depth} times)")
     lo, hi = cfg.data.clip_percentiles
     return SampleSpec(input_views=tuple(cfg.data.input_views),
-                      line_channels=tuple(cfg.task.line_channels) if alpha > 0 else (),
-                      slice_location=beta > 0, image_size=size,
+                      line_channels=tuple(cfg.task.line_channels) if needs.lines else (),
+                      slice_location=needs.slice_location, image_size=size,
                       spacing_mm=cfg.data.spacing_mm or preset.spacing_mm,
                       sigma_mm=cfg.task.sigma_mm,
                       sigma_thickness_factor=cfg.task.sigma_thickness_factor,
-                      clip_percentiles=(lo, hi))
+                      clip_percentiles=(lo, hi), pretext_input=needs.pretext_input,
+                      region_channels=tuple(cfg.task.line_channels) if needs.regions else ())
 
 
 def open_caches(cache: str | Path | Cache | Sequence[str | Path | Cache] | None,
@@ -74,7 +77,7 @@ def run_pretraining(cfg: PretrainConfig,
                     out_dir: str | Path, resume: bool = False, callbacks: Iterable = (),
                     command: Sequence[str] | None = None, ids: Sequence[str] | None = None,
                     quiet: bool = False):
-    """Train a pretext task; returns the trained :class:`PretrainModule`.
+    """Train a pretext task; returns the trained module (:mod:`planessl.tasks.registry`).
 
     Args:
         cfg: the configuration (not modified; the saved copy records the caches and
@@ -100,13 +103,14 @@ def run_pretraining(cfg: PretrainConfig,
     from planessl.engine import (WEIGHTS_FILE, build_trainer, fit, last_checkpoint,
                                  resolve_precision, save_weights)
     from planessl.runinfo import save_run_info
-    from planessl.tasks.multitask import PretrainModule
+    from planessl.tasks.registry import build_module
 
     out_dir = Path(out_dir)
     caches = open_caches(cache, cfg)
     spec = sample_spec(cfg)
     weights = cache_weights(cfg, caches)
-    usable = check_caches(caches, spec.input_views, spec.line_channels, spec.slice_location)
+    usable = check_caches(caches, spec.input_views,
+                          spec.line_channels or spec.region_channels, spec.slice_location)
     if ids is not None:
         keep = set(ids)
         usable[0] = [i for i in usable[0] if i in keep]
@@ -122,7 +126,7 @@ def run_pretraining(cfg: PretrainConfig,
     cfg.data.caches = [str(c.path.resolve()) for c in caches]
     cfg.data.cache_weights = ([float(w) for w in weights] if weights is not None
                               else [float(n) for n in data.train_set.mix.sizes])
-    module = PretrainModule(cfg)
+    module = build_module(cfg)
     module.preview_path = out_dir / "val_heatmaps.png"
     trainer = build_trainer(cfg.trainer, out_dir, callbacks=callbacks, quiet=quiet)
     if trainer.is_global_zero:

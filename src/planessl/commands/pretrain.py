@@ -7,10 +7,12 @@ import re
 import sys
 from pathlib import Path
 
+from planessl.tasks.registry import TASK_NAMES
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "pretrain", help="pretrain a network with the lines, slices or multitask pretext task",
+        "pretrain", help="pretrain a network with a pretext task (lines, slices, multitask or a competing method)",
         description="Pretrain on a cache with a pretext task. Any config key can be set as "
                     "key.sub=value (see planessl.config.PretrainConfig).")
     p.add_argument("--data", nargs="+", default=None, metavar="CACHE",
@@ -18,8 +20,9 @@ def register(subparsers) -> None:
                         "RUN/cache; several caches are mixed, by default in proportion to "
                         "their studies, else by data.cache_weights=[w1,w2,...] (default with "
                         "--resume: the run's own caches)")
-    p.add_argument("--task", choices=("lines", "slices", "multitask"), default=None,
-                   help="pretext task (default: the config's, multitask)")
+    p.add_argument("--task", choices=TASK_NAMES, default=None,
+                   help="pretext task: the plane-geometry lines, slices, multitask (default), "
+                        "or a competing method: anatomy, simclr, gcl, pcl, rotation, genesis")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", default=None, help="YAML file of config values")
     length = p.add_mutually_exclusive_group()

@@ -68,15 +68,17 @@ def check_caches(caches: Sequence[Cache], input_views: Sequence[str],
                                 f"{_view_counts([cache])})")
     if line_channels and not any(v in e["views"] for c in caches for e in c.entries
                                  for v in line_channels):
-        raise PlaneSSLError(f"{names}: the lines task needs view(s) {', '.join(line_channels)} "
+        raise PlaneSSLError(f"{names}: the task needs view(s) {', '.join(line_channels)} "
                             f"besides the input; the "
                             f"{'cache has' if len(caches) == 1 else 'caches have'} none of them "
                             f"(views: {have})")
     if slice_location and ("sax" not in input_views
                            or not any(_has_stack(e) for c in caches for e in c.entries)):
-        raise PlaneSSLError(f"{names}: the slices task needs SAX stacks of two or more "
+        raise PlaneSSLError(f"{names}: the task needs SAX stacks of two or more "
                             f"slices as inputs (input views: {', '.join(input_views)}; "
                             f"views: {have})")
+    if not line_channels and not slice_location:  # the input image alone is the target
+        return usable
     for cache, ids in zip(caches, usable):
         entries = [cache.entry(i) for i in ids]
         lines = bool(line_channels) and any(v in e["views"] for e in entries for v in line_channels)

@@ -19,6 +19,8 @@ from torch.utils.data import Dataset, Sampler
 
 from planessl.cache import Cache
 from planessl.data.mixing import EpochMix
+from planessl.data.pretext_inputs import (anatomy_regions, genesis_corrupt, intensity_jitter,
+                                          rotate_quarter)
 from planessl.data.studies import OpenStudies
 from planessl.data.transforms import (PlaneAugment, input_plane, normalise_intensity,
                                       resample_to_plane)
@@ -41,6 +43,12 @@ class SampleSpec:
         sigma_mm: heatmap width (mm).
         sigma_thickness_factor: if set, sigma = factor x other view's thickness (mm).
         clip_percentiles: intensity clipping before z-scoring.
+        pretext_input: what the input is made into (:mod:`planessl.data.pretext_inputs`):
+            ``image`` (as rendered), ``rotation`` (rotated by k x 90°, target ``rotation``),
+            ``genesis`` (corrupted, target ``target`` = the clean image) or ``two_views``
+            (a second augmented view ``image2``; both views intensity-jittered).
+        region_channels: view types whose planes cut the image into anatomical regions
+            (target ``regions``, Bai et al.); empty: none.
     """
 
     input_views: tuple[str, ...] = ("sax",)
@@ -51,6 +59,11 @@ class SampleSpec:
     sigma_mm: float = 7.56
     sigma_thickness_factor: float | None = None
     clip_percentiles: tuple[float, float] = (1.0, 99.0)
+    pretext_input: str = "image"
+    region_channels: tuple[str, ...] = ()
+
+
+PRETEXT_INPUTS = ("image", "rotation", "genesis", "two_views")
 
 
 def input_images(study: Study, input_views: Sequence[str]) -> list[tuple[int, int, int]]:
@@ -82,12 +95,15 @@ def make_sample(study: Study, series_idx: int, slice_idx: int, frame: int, spec:
     made of several planes), ``slice`` (1,), ``slice_mask`` (1,), ``spacing`` (2,) mm."""
     series = study.series[series_idx]
     source = series.planes[slice_idx]
-    target = input_plane(source, spec.spacing_mm, spec.image_size)
-    if augment is not None:
-        target = augment(target, rng)
+    grid = input_plane(source, spec.spacing_mm, spec.image_size)
+    target = augment(grid, rng) if augment is not None else grid
     raw = np.asarray(series.pixels[slice_idx, frame], dtype=np.float32)
-    image = normalise_intensity(resample_to_plane(raw, source, target, cval=float(raw.min())),
-                                spec.clip_percentiles)
+
+    def render(plane: Plane) -> np.ndarray:
+        return normalise_intensity(resample_to_plane(raw, source, plane, cval=float(raw.min())),
+                                   spec.clip_percentiles)
+
+    image = render(target)
 
     n_ch = len(spec.line_channels)
     lines = np.zeros((n_ch, spec.image_size, spec.image_size), dtype=np.float32)
@@ -117,10 +133,32 @@ def make_sample(study: Study, series_idx: int, slice_idx: int, frame: int, spec:
         rel = _series_slice_targets(series)
         if rel is not None:
             slice_target[0], slice_mask[0] = rel[slice_idx], 1.0
-    return {"image": torch.from_numpy(image[None]), "lines": torch.from_numpy(lines),
-            "line_mask": torch.from_numpy(mask), "line_abc": torch.from_numpy(abc),
-            "slice": torch.from_numpy(slice_target), "slice_mask": torch.from_numpy(slice_mask),
-            "spacing": torch.tensor(target.spacing, dtype=torch.float32)}
+    sample = {"lines": torch.from_numpy(lines),
+              "line_mask": torch.from_numpy(mask), "line_abc": torch.from_numpy(abc),
+              "slice": torch.from_numpy(slice_target), "slice_mask": torch.from_numpy(slice_mask),
+              "spacing": torch.tensor(target.spacing, dtype=torch.float32)}
+    if spec.region_channels:
+        cutting = []
+        for view in spec.region_channels:
+            planes = ([p for s in study.series if s.view == view and s.spacing_known
+                       and s is not series for p in s.planes] if series.spacing_known else [])
+            cutting.append(planes[len(planes) // 2] if planes else None)
+        sample["regions"] = torch.from_numpy(anatomy_regions(target, cutting))
+    if spec.pretext_input == "rotation":
+        image, k = rotate_quarter(image, rng)
+        sample["rotation"] = torch.tensor(k, dtype=torch.int64)
+    elif spec.pretext_input == "genesis":
+        sample["target"] = torch.from_numpy(image[None].copy())
+        image = genesis_corrupt(image, rng)
+    elif spec.pretext_input == "two_views":
+        second = render(augment(grid, rng)) if augment is not None else image
+        sample["image2"] = torch.from_numpy(intensity_jitter(second, rng)[None])
+        image = intensity_jitter(image, rng)
+    elif spec.pretext_input != "image":
+        raise PlaneSSLError(f"unknown pretext input {spec.pretext_input!r}; known: "
+                            f"{', '.join(PRETEXT_INPUTS)}")
+    sample["image"] = torch.from_numpy(np.ascontiguousarray(image)[None])
+    return sample
 
 
 class PretrainDataset(OpenStudies, Dataset):

@@ -13,14 +13,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch import nn
-from torchmetrics import MeanMetric
 
-from planessl.config import PretrainConfig, config_to_dict, _merge
-from planessl.models.backbone import PRESETS, build_backbone
+from planessl.config import PretrainConfig
 from planessl.models.heads import LineHead, SliceHead
+from planessl.tasks.pretext_base import PretextModule
 from planessl.tasks.lines import line_loss, line_metrics
 from planessl.tasks.slices import slice_abs_errors, slice_loss
 
@@ -28,7 +25,7 @@ TASKS = ("lines", "slices", "multitask")
 
 
 def task_weights(cfg: PretrainConfig) -> tuple[float, float]:
-    """(α, β) of the configured task."""
+    """(α, β) of the configured task (0, 0 for the tasks that are neither lines nor slices)."""
     name = cfg.task.name
     if name == "lines":
         return 1.0, 0.0
@@ -36,11 +33,14 @@ def task_weights(cfg: PretrainConfig) -> tuple[float, float]:
         return 0.0, 1.0
     if name == "multitask":
         return float(cfg.task.alpha), float(cfg.task.beta)
+    from planessl.tasks.registry import TASK_NAMES
+    if name in TASK_NAMES:
+        return 0.0, 0.0
     from planessl.errors import PlaneSSLError
-    raise PlaneSSLError(f"task.name must be one of {', '.join(TASKS)}, got {name!r}")
+    raise PlaneSSLError(f"task.name must be one of {', '.join(TASK_NAMES)}, got {name!r}")
 
 
-class PretrainModule(pl.LightningModule):
+class PretrainModule(PretextModule):
     """Backbone + line and/or slice heads, trained on a pretext task.
 
     Args:
@@ -48,24 +48,18 @@ class PretrainModule(pl.LightningModule):
             as stored in checkpoints).
     """
 
+    metric_names = ("line_angle_deg", "line_dist_mm", "line_fit_failed", "slice_mae")
+
     def __init__(self, config: PretrainConfig | dict) -> None:
-        super().__init__()
-        if isinstance(config, dict):
-            config = _merge(PretrainConfig(), config)
-        self.cfg = config
-        self.save_hyperparameters({"config": config_to_dict(config)})
+        super().__init__(config)
+        config = self.cfg
         self.alpha, self.beta = task_weights(config)
-        features = config.model.features or PRESETS[config.model.preset].features
-        self.backbone = build_backbone(config.model.preset, features=tuple(features))
-        heads: dict[str, nn.Module] = {}
         if self.alpha > 0:
-            heads["lines"] = LineHead(self.backbone.out_channels, len(config.task.line_channels))
+            self.heads["lines"] = LineHead(self.backbone.out_channels, len(config.task.line_channels))
         if self.beta > 0:
-            heads["slices"] = SliceHead(self.backbone.deep_channels, config.task.slice_hidden)
-        self.heads = nn.ModuleDict(heads)
-        self.val_metrics = nn.ModuleDict({k: MeanMetric() for k in
-                                          ("loss", "line_angle_deg", "line_dist_mm",
-                                           "line_fit_failed", "slice_mae")})
+            self.heads["slices"] = SliceHead(self.backbone.deep_channels, config.task.slice_hidden)
+        if "lines" not in self.heads:  # the slice task trains the encoder only
+            self.freeze_decoder()
         self._preview: dict[str, np.ndarray] | None = None
         self.preview_path: Path | None = None
 
@@ -96,12 +90,8 @@ class PretrainModule(pl.LightningModule):
         parts["loss"] = total
         return parts
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        parts = self.losses(self(batch["image"]), batch)
-        bs = batch["image"].shape[0]
-        for k, v in parts.items():
-            self.log(f"train/{k}", v.detach(), prog_bar=(k == "loss"), batch_size=bs)
-        return parts["loss"]
+    def step_losses(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        return self.losses(self(batch["image"]), batch)
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -146,25 +136,3 @@ class PretrainModule(pl.LightningModule):
             from planessl.evaluation.plots import save_heatmap_preview
             save_heatmap_preview(self.preview_path, self._preview, list(self.cfg.task.line_channels))
         self._preview = None
-
-    # ------------------------------------------------------------------ optimiser
-    def configure_optimizers(self):
-        from planessl.tasks.optim import build_optimiser
-
-        o = self.cfg.optim
-        total = int(self.cfg.trainer.max_steps)
-        if total <= 0 and o.schedule == "cosine":
-            total = int(self.trainer.estimated_stepping_batches)
-        return build_optimiser(self.parameters(), o.lr, o.weight_decay, o.schedule, o.step_epochs,
-                               o.step_gamma, o.warmup_steps, total)
-
-    # ------------------------------------------------------------------ transfer
-    def transferable_state_dict(self) -> dict[str, torch.Tensor]:
-        """``encoder.*``, ``decoder.*`` and ``heads.*`` tensors (contiguous, on CPU)."""
-        out = {}
-        for k, v in self.state_dict().items():
-            if k.startswith("backbone."):
-                out[k[len("backbone."):]] = v.detach().cpu().contiguous()
-            elif k.startswith("heads."):
-                out[k] = v.detach().cpu().contiguous()
-        return out
