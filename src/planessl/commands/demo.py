@@ -11,6 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from planessl.tasks.registry import TASK_NAMES
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="phantom data -> pretrain -> few-label fine-tuning -> table + plot",
@@ -22,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--labelled", type=int, nargs="+", default=[1, 3], metavar="N",
                    help="labelled subjects per fine-tuning (default 1 3)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--methods", nargs="+", default=["scratch", "multitask"],
+                   choices=("scratch", *TASK_NAMES), metavar="METHOD",
+                   help="scratch and pretext tasks to compare (default scratch multitask; "
+                        f"any of {', '.join(TASK_NAMES)})")
     p.add_argument("--pretrain-steps", type=int, default=300)
     p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--features", default="[8,16,32,64,128]",
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             f"data.spacing_mm={args.spacing_mm}", "trainer.progress_bar=false",
             "trainer.threads=1"]
     cfg = ExperimentConfig(
-        data=str(cache.resolve()), task="segmentation", methods=["scratch", "multitask"],
+        data=str(cache.resolve()), task="segmentation", methods=list(args.methods),
         labelled=list(args.labelled), seeds=list(args.seeds),
         pretrain=grid + [f"trainer.max_steps={args.pretrain_steps}", "trainer.max_epochs=-1",
                          "data.batch_size=8", "data.sampling=all", "data.val_fraction=0.1"],
