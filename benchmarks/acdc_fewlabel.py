@@ -12,7 +12,14 @@ configs/acdc_pretrain.yaml:
 - ``slices-acdc``: relative slice location on the 39 unlabelled ACDC patients (real data);
 - ``multitask-phantom``: lines (2CH, 4CH) + slice location on phantom studies only (sim→real);
 - ``multitask-mixed``: both sources in one run, half of the samples each: lines from the
-  phantoms, slice location from both.
+  phantoms, slice location from both;
+- the competing self-supervised methods, with the same pretraining recipe and budget (same
+  steps, batch of 8 source images; the contrastive methods see two views of each):
+  ``simclr-acdc``, ``gcl-acdc`` (Chaitanya et al.'s partition loss, 4 partitions),
+  ``pcl-acdc`` (Zeng et al.'s positional loss, threshold 0.1), ``rotation-acdc`` and
+  ``genesis-acdc`` on the 39 unlabelled ACDC patients, and ``anatomy-phantom`` (Bai et al.'s
+  anatomical positions from the 2CH/4CH planes) on the phantoms, which alone have the
+  long-axis views. Their settings are the published defaults (temperature 0.1), not tuned.
 
 One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
 largest connected component of each structure; the metric is Dice per structure on the 3D SAX
@@ -91,9 +98,14 @@ def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: 
 
 
 def merge(parts: list[Path], into: Path) -> None:
-    """Copy the finished cells and pretraining runs of several work folders into one."""
+    """Copy the finished cells and pretraining runs of several work folders into one (a part
+    that is a ``results.csv`` file contributes its rows only, e.g. committed results)."""
     rows: list[dict] = []
     for part in parts:
+        if part.is_file():
+            with open(part, newline="") as fh:
+                rows += list(csv.DictReader(fh))
+            continue
         exp = part / "experiment"
         with open(exp / "results.csv", newline="") as fh:
             rows += list(csv.DictReader(fh))
@@ -142,7 +154,13 @@ def tuning_table(path: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(exp: Path, results: Path, command: str, minutes: float) -> None:
+TITLE = "ACDC few-label segmentation: scratch vs plane-geometry pretraining"
+COMPETING_TITLE = ("ACDC few-label segmentation: plane-geometry pretraining against the "
+                   "competing self-supervised methods")
+
+
+def write_report(exp: Path, results: Path, command: str, minutes: float,
+                 title: str = TITLE) -> None:
     """``results/README.md``: protocol, recipe, the table with paired differences, the
     per-structure table, the configurations tried, and the figures."""
     with open(exp / "results.csv", newline="") as fh:
@@ -150,7 +168,7 @@ def write_report(exp: Path, results: Path, command: str, minutes: float) -> None
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     ns = sorted({int(r["n"]) for r in rows})
     text = [
-        "# ACDC few-label segmentation: scratch vs plane-geometry pretraining", "",
+        f"# {title}", "",
         (__doc__ or "").split("Usage")[0].strip(), "",
         f"Command: `{command}` (cells of the two processes merged; wall time of the merge "
         f"step {minutes:.1f} min). Figures: `dice_vs_n.png`, `learning_curves.png`.", "",
@@ -172,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--phantoms", type=int, default=160)
     ap.add_argument("--merge", type=Path, nargs="*", default=None,
-                    help="work folders of earlier runs to merge into --work (nothing trained)")
+                    help="work folders of earlier runs (or their results.csv files) to merge "
+                         "into --work (nothing trained)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--finetune-extra", nargs="*", default=[], metavar="KEY=VALUE",
                     help="fine-tuning overrides of an ablation (e.g. finetune.transfer=encoder)")
@@ -208,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(args.work / "experiment" / name, args.results / name)
         write_report(args.work / "experiment", args.results,
                      "python benchmarks/acdc_fewlabel.py " + " ".join(argv or sys.argv[1:]),
-                     (time.time() - t0) / 60)
+                     (time.time() - t0) / 60,
+                     COMPETING_TITLE if set(args.methods) & set(COMPETING_ARMS) else TITLE)
     return 0
 
 
