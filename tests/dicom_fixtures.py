@@ -147,3 +147,34 @@ def jpeg2000_header_copy(path: Path, **kw) -> Path:
     ds["PixelData"].VR = "OB"
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+#: UIDs an anonymiser may blank.
+BLANKED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                "FrameOfReferenceUID")
+
+
+def anonymised_export(subject: Path, exam: Path, blank: tuple[str, ...] = BLANKED_UIDS,
+                      descriptions: bool = True, patient: str | None = None) -> list[Path]:
+    """Copy a phantom DICOM subject (``write_subject(study, root, "dicom")``) the way an
+    anonymiser exports it: one folder per series (``SE<number>``, no view in the name) under
+    ``exam``, files without extensions, the UIDs in ``blank`` emptied (file meta too),
+    descriptions dropped unless ``descriptions``, PatientID replaced when ``patient`` is
+    given. Returns the files written."""
+    out = []
+    for f in sorted(Path(subject).rglob("IM-*.dcm")):
+        ds = pydicom.dcmread(f)
+        for keyword in blank:
+            setattr(ds, keyword, "")
+        if "SOPInstanceUID" in blank:
+            ds.file_meta.MediaStorageSOPInstanceUID = ""
+        if not descriptions:
+            ds.SeriesDescription = ""
+            ds.ProtocolName = ""
+        if patient is not None:
+            ds.PatientID = patient
+        target = exam / f"SE{int(ds.SeriesNumber):04d}" / f"IM{int(ds.InstanceNumber):05d}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(target)
+        out.append(target)
+    return out

@@ -171,3 +171,30 @@ def test_atomic_write_leaves_no_temp_and_normal_permissions(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_lines_without_frame_of_reference_uid_warns_and_matches(tmp_path, capsys):
+    """Anonymisers blank FrameOfReferenceUID: the images are used together (one warning
+    naming them) and give the same line as the originals."""
+    from planessl.io.imagespec import load_image_spec
+
+    by_for: dict[str, list[str]] = {}
+    for f in localizer_files():
+        by_for.setdefault(load_image_spec(f).frame_of_reference, []).append(f)
+    a, b = next(files for files in by_for.values() if len(files) >= 2)[:2]
+    assert main(["lines", a, b, "--json"]) == 0
+    reference = json.loads(capsys.readouterr().out)
+    blanked = []
+    for k, f in enumerate((a, b)):
+        ds = pydicom.dcmread(f)
+        ds.FrameOfReferenceUID = ""
+        blanked.append(tmp_path / f"noref{k}")  # no extension either
+        ds.save_as(blanked[-1])
+    assert main(["lines", str(blanked[0]), str(blanked[1]), "--json"]) == 0
+    captured = capsys.readouterr()
+    got = json.loads(captured.out)
+    for key in ("a", "b", "c", "angle_deg"):
+        assert got[key] == pytest.approx(reference[key])
+    (warning,) = captured.err.strip().splitlines()
+    assert "no FrameOfReferenceUID" in warning
+    assert str(blanked[0]) in warning and str(blanked[1]) in warning

@@ -5,6 +5,7 @@ each study's files, skip the studies the cache already holds unchanged, then ``l
 write the others (in worker processes when ``workers > 1``; each worker writes its study
 atomically, so only small summaries travel back). The manifest is rebuilt at the end, also
 after an interruption, so an interrupted ingest leaves a valid cache that a re-run completes.
+Paths in the manifest are relative to the source that holds them (folder names can carry PHI).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class IngestReport:
     warnings: list[Skipped] = field(default_factory=list)
     formats: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
+    #: Source study key -> cache id of every cached study (for ``--keys``; never cached).
+    keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def cached(self) -> list[dict]:
@@ -259,6 +262,7 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
     _clean_leftovers(out)
     todo = []
     seen: dict[str, str] = {}
+    keys: dict[str, str] = {}
     for name, src in found:
         sid = opaque_id(src.key, salt)
         if sid in seen:
@@ -267,6 +271,7 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
                                           "kept the first"))
             continue
         seen[sid] = name
+        keys[src.key] = sid
         shash = source_hash(src.files)
         if not force and _cached_hash(out, sid) == shash:
             meta = json.loads((out / STUDIES / sid / "study.json").read_text())
@@ -293,9 +298,48 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
         raise
     finally:
         bar.close()
-        rebuild_manifest(out, skipped=[s.as_dict() for s in report.skipped],
-                         warnings=[s.as_dict() for s in report.warnings])
+        roots = [Path(s) for s in sources]
+        rebuild_manifest(out, skipped=[s.as_dict(roots) for s in report.skipped],
+                         warnings=[s.as_dict(roots) for s in report.warnings])
+        cached = {e["id"] for e in report.cached}
+        report.keys = {k: sid for k, sid in keys.items() if sid in cached}
     return report
+
+
+def check_key_table_path(path: str | Path, cache: str | Path) -> Path:
+    """The ``--keys`` file, refused inside the cache (the cache stays PHI-free).
+
+    Raises:
+        PlaneSSLError: the path is inside the cache folder, or is a folder.
+    """
+    path = Path(path)
+    full, root = Path(os.path.abspath(path)), Path(os.path.abspath(cache))
+    if full == root or root in full.parents:
+        raise PlaneSSLError(f"{path}: --keys must name a file outside the cache {cache} "
+                            f"(the table holds source keys, which can carry PHI)")
+    if path.is_dir():
+        raise PlaneSSLError(f"{path}: --keys names a folder; give a file name (e.g. keys.csv)")
+    return path
+
+
+def write_key_table(path: str | Path, keys: dict[str, str]) -> Path:
+    """Write the CSV ``source_key,cache_id`` (one row per cached study, sorted by key)
+    atomically: under a temporary name in the same folder, then renamed."""
+    import csv
+    import io
+
+    from planessl.atomic import write_text
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["source_key", "cache_id"])
+    writer.writerows(sorted(keys.items()))
+    try:
+        write_text(path, buf.getvalue())
+    except OSError as exc:
+        raise PlaneSSLError(f"{path}: cannot write the key table ({describe_error(exc)})"
+                            ) from None
+    return Path(path)
 
 
 def _collect(report: IngestReport, result: tuple[dict | None, list[Skipped]]) -> None:

@@ -30,17 +30,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--assume-spacing", type=float, default=None, metavar="MM",
                    help="pixel spacing (mm) to assume where the source has none (ACDC HDF5; "
                         "default: a 1 mm placeholder); use --force to change it in a cache")
+    p.add_argument("--keys", metavar="FILE", default=None,
+                   help="also write the CSV table source_key,cache_id (each cached study's "
+                        "key in its source, e.g. its StudyInstanceUID, and its opaque id) to "
+                        "FILE, which must lie outside the cache: keep it with your own records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from planessl.ingest import ingest
+    from planessl.ingest import check_key_table_path, ingest, write_key_table
 
+    keys = check_key_table_path(args.keys, args.out) if args.keys else None
     report = ingest(args.sources, args.out, fmt=args.fmt, workers=args.workers,
                     salt=args.salt, progress=False if args.no_progress else None,
                     force=args.force, assume_spacing_mm=args.assume_spacing)
     print(report.table())
+    if keys is not None:
+        write_key_table(keys, report.keys)
+        print(f"keys: {len(report.keys)} source key(s) -> cache id written to {keys}")
     if not report.cached:
         print("planessl: error: nothing was cached", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Sequence
 
 from planessl.errors import PlaneSSLError
@@ -55,7 +56,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def check_frames_of_reference(images: Sequence, allow: bool) -> None:
-    """Refuse DICOM images of different frames of reference unless ``allow``."""
+    """Refuse DICOM images of different frames of reference unless ``allow``.
+
+    DICOM images without FrameOfReferenceUID (blanked by anonymisers) are used with the
+    others, their geometry being the only evidence; one warning on stderr names them.
+    """
     uids = {img.frame_of_reference for img in images if img.frame_of_reference}
     if len(uids) > 1 and not allow:
         groups = {}
@@ -65,6 +70,12 @@ def check_frames_of_reference(images: Sequence, allow: bool) -> None:
         raise PlaneSSLError(
             "the images have different DICOM frames of reference, so their positions are "
             f"not comparable (groups: {detail}); pass --any-frame-of-reference to draw anyway")
+    missing = [img.name for img in images
+               if img.source_format == "dicom" and not img.frame_of_reference]
+    if missing:
+        print(f"planessl: warning: no FrameOfReferenceUID in {', '.join(missing)}: positions "
+              f"compared as if in one frame of reference (the geometry is the only evidence)",
+              file=sys.stderr)
 
 
 def run_lines(args: argparse.Namespace) -> int:

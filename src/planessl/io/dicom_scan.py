@@ -3,7 +3,8 @@
 Step 1 (``discover_dicom``, parallel over files): one pydicom header read per file
 (``stop_before_pixels``, only the tags planessl uses) gives one :class:`ImageRecord` per
 2D image (per frame for enhanced multi-frame MR) with its plane, timing, naming text and the
-file offset of its pixel data. Records are grouped by StudyInstanceUID.
+file offset of its pixel data. Records are grouped into exams by StudyInstanceUID, or, where
+an anonymiser blanked it, by the evidence that remains (:mod:`planessl.io.dicom_exams`).
 
 Step 2 (``load_dicom``, parallel over studies): the pixels of each image are read (a direct
 ``numpy.fromfile`` at the recorded offset for uncompressed little-endian data, pydicom
@@ -40,7 +41,7 @@ SCAN_TAGS = [
     "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation",
     "RescaleSlope", "RescaleIntercept", "PhotometricInterpretation",
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
-    "DirectoryRecordSequence",
+    "DirectoryRecordSequence", "PatientID", "StudyDate", "StudyTime",
 ]
 _NATIVE_LE = {ExplicitVRLittleEndian: False, ImplicitVRLittleEndian: True}
 _PIXEL_TAGS = {b"\xe0\x7f\x10\x00": "PixelData", b"\xe0\x7f\x08\x00": "FloatPixelData",
@@ -67,6 +68,7 @@ class ImageRecord:
     fast_pixels: tuple | None   # (offset, dtype, count) for a direct read, else None
     slope: float = 1.0
     intercept: float = 0.0
+    exam_hint: str = ""         # PatientID|StudyDate|StudyTime when none is blank, else ""
 
 
 def _number(value, default=None):
@@ -194,11 +196,17 @@ def _raw_number(ds: Dataset, keyword: str, default=None):
     return _number(ds.get(keyword), default) if value is not None else default
 
 
+def _text(ds: Dataset, keyword: str) -> str:
+    """A header value as stripped text ("" when absent or blank)."""
+    return str(ds.get(keyword, "") or "").strip()
+
+
 def _series_fields(ds: Dataset, path: Path) -> dict:
     key = (path.parent, _raw(ds, "SeriesInstanceUID"), _raw(ds, "StudyInstanceUID"),
            _raw(ds, "SeriesDescription"), _raw(ds, "ProtocolName"), _raw(ds, "ImageType"),
            _raw(ds, "FrameOfReferenceUID"), _raw(ds, "SamplesPerPixel"),
-           _raw(ds, "BodyPartExamined"), _raw(ds, "SeriesNumber"))
+           _raw(ds, "BodyPartExamined"), _raw(ds, "SeriesNumber"), _raw(ds, "PatientID"),
+           _raw(ds, "StudyDate"), _raw(ds, "StudyTime"))
     hit = _SERIES_CACHE.get(key)
     if hit is not None:
         return hit
@@ -209,11 +217,17 @@ def _series_fields(ds: Dataset, path: Path) -> dict:
     text = f"{text} {path.parent.name}"
     image_type = " ".join(str(v) for v in (ds.get("ImageType") or []))
     body = str(ds.get("BodyPartExamined", "") or "")
+    number = int(_number(ds.get("SeriesNumber"), 0))
+    # Without a SeriesInstanceUID a series is the folder holding its files plus its number
+    # and description; without a StudyInstanceUID, discover_dicom groups by other evidence.
+    series_uid = _text(ds, "SeriesInstanceUID") or (
+        f"folder:{os.path.abspath(path.parent)}|{number}|{_text(ds, 'SeriesDescription')}")
+    hint = [_text(ds, k) for k in ("PatientID", "StudyDate", "StudyTime")]
     fields = {
-        "study_uid": str(ds.get("StudyInstanceUID", "") or "") or f"folder:{path.parent}",
-        "series_uid": str(ds.get("SeriesInstanceUID", "") or "") or f"folder:{path.parent}",
-        "series_number": int(_number(ds.get("SeriesNumber"), 0)), "text": text,
-        "frame_of_reference": str(ds.get("FrameOfReferenceUID", "") or ""),
+        "study_uid": _text(ds, "StudyInstanceUID"), "series_uid": series_uid,
+        "exam_hint": "|".join(hint) if all(hint) else "",
+        "series_number": number, "text": text,
+        "frame_of_reference": _text(ds, "FrameOfReferenceUID"),
         "knee": "knee" in (body + " " + text).lower(),
         "localizer": "LOCALIZER" in image_type.upper()}
     if len(_SERIES_CACHE) > _CACHE_LIMIT:
@@ -376,9 +390,11 @@ def walk_files(paths: list[Path]) -> tuple[list[str], list[Skipped]]:
 
 def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = None,
                    chunk: int = 256) -> tuple[list[SourceStudy], list[Skipped]]:
-    """Header scan of every file; one :class:`SourceStudy` per StudyInstanceUID."""
+    """Header scan of every file; one :class:`SourceStudy` per exam (StudyInstanceUID, or
+    the evidence of :func:`planessl.io.dicom_exams.group_exams` where it is blank)."""
     from tqdm import tqdm
 
+    from planessl.io.dicom_exams import group_exams
     from planessl.io.dicom_labels import is_sidecar
 
     files, skipped = walk_files(paths)
@@ -403,19 +419,18 @@ def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = 
             skipped.extend(skips)
             bar.update(len(part))
     bar.close()
-    by_study: dict[str, list[ImageRecord]] = {}
-    for r in records:
-        by_study.setdefault(r.study_uid, []).append(r)
     sources = []
     claimed: set[str] = set()
-    for uid, recs in sorted(by_study.items()):
+    for exam in group_exams(records):
+        recs = exam.records
         folders = {os.path.dirname(r.path) for r in recs}
         labels = [f for f in sidecars if os.path.dirname(f) in folders]
         claimed.update(labels)
-        sources.append(SourceStudy(key=f"dicom:{uid}", format="dicom",
+        sources.append(SourceStudy(key=f"dicom:{exam.key}", format="dicom",
                                    files=sorted({Path(r.path) for r in recs} |
                                                 {Path(f) for f in labels}),
-                                   payload={"records": recs, "labels": labels}))
+                                   payload={"records": recs, "labels": labels,
+                                            "grouped_by": exam.evidence}))
     skipped.extend(Skipped(f, "label sidecar beside no usable DICOM image")
                    for f in sidecars if f not in claimed)
     return sources, skipped
@@ -481,4 +496,5 @@ def load_dicom(source: SourceStudy, study_id: str,
     records = source.payload["records"]
     labels = sidecar_label_maps(source.payload["labels"], records, skipped)
     images = read_record_pixels(records, skipped)
-    return build_study(images, study_id, skipped, labels=labels)
+    return build_study(images, study_id, skipped, labels=labels,
+                       grouped_by=source.payload.get("grouped_by", ""))

@@ -70,6 +70,12 @@ def _same_orientation(a: Plane, b: Plane) -> bool:
         float(a.col_dir @ b.col_dir) > _COS_TOLERANCE
 
 
+def _same_frame(a: str, b: str) -> bool:
+    """Frames of reference that may be related: equal, or one is unknown (blank UID: the
+    images' geometry is then the only evidence, see :func:`_frame_warning`)."""
+    return a == b or not a or not b
+
+
 def _same_grid(a: Plane, b: Plane) -> bool:
     # np.allclose's rule (|a - b| <= atol + rtol |b|) in plain Python: called once per image
     return a is b or (a.shape == b.shape and all(
@@ -87,7 +93,7 @@ def _split_series(images: list[Image], skipped: list[Skipped]) -> list[list[Imag
     by_orientation: list[list[Image]] = []
     for im in images:
         for g in by_orientation:
-            if (g[0][0].frame_of_reference == im[0].frame_of_reference
+            if (_same_frame(g[0][0].frame_of_reference, im[0].frame_of_reference)
                     and _same_orientation(g[0][0].plane, im[0].plane)):
                 g.append(im)
                 break
@@ -165,7 +171,8 @@ def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Sta
     for s in (s for s in stacks if candidate(s)):
         for c in clusters:
             ref = c[0]
-            if (ref.frame_of_reference == s.frame_of_reference and ref.n_frames == s.n_frames
+            if (_same_frame(ref.frame_of_reference, s.frame_of_reference)
+                    and ref.n_frames == s.n_frames
                     and _same_grid(ref.planes[0], s.planes[0])
                     and plane_angle_deg(ref.planes[0], s.planes[0]) < ORIENTATION_TOLERANCE_DEG):
                 c.append(s)
@@ -201,18 +208,37 @@ def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Sta
 
 
 def _main_frame_of_reference(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Stack]:
+    """Keep the stacks of the main frame of reference and those without one (blank UID)."""
     counts = Counter()
     for s in stacks:
-        counts[s.frame_of_reference] += sum(len(sl) for sl in s.slices)
+        if s.frame_of_reference:
+            counts[s.frame_of_reference] += sum(len(sl) for sl in s.slices)
     if len(counts) <= 1:
         return stacks
     main = counts.most_common(1)[0][0]
     for s in stacks:
-        if s.frame_of_reference != main:
+        if not _same_frame(s.frame_of_reference, main):
             _skip_group([im for sl in s.slices for im in sl],
                         "frame of reference differs from the rest of the study: its planes "
                         "cannot be related to the other views; series not cached", skipped)
-    return [s for s in stacks if s.frame_of_reference == main]
+    return [s for s in stacks if _same_frame(s.frame_of_reference, main)]
+
+
+def _frame_warning(images: list[Image], grouped_by: str) -> Skipped | None:
+    """The one warning of an exam grouped without StudyInstanceUID and/or holding images
+    without FrameOfReferenceUID (``None`` when neither)."""
+    missing = sorted({r.path for r, _ in images if not r.frame_of_reference})
+    parts = []
+    if grouped_by:
+        parts.append(f"no StudyInstanceUID: images grouped into this exam by {grouped_by}")
+    if missing:
+        parts.append(f"{len(missing)} file(s) without FrameOfReferenceUID used together with "
+                     f"the other images of the exam (their geometry is the only evidence "
+                     f"that relates the views)")
+    if not parts:
+        return None
+    first = missing[0] if missing else min(r.path for r, _ in images)
+    return Skipped(first, "; ".join(parts), cached=True)
 
 
 def _classify(stacks: list[_Stack], knee: bool) -> list[tuple[_Stack, str, str]]:
@@ -319,11 +345,13 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
 
 
 def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
-                labels: dict | None = None) -> Study:
+                labels: dict | None = None, grouped_by: str = "") -> Study:
     """The :class:`Study` of one DICOM study's images (unusable images go to ``skipped``).
 
     ``labels`` maps ``(image path, frame in file)`` to ``(label map (H, W), valid)``
-    (see :func:`planessl.io.dicom_labels.sidecar_label_maps`).
+    (see :func:`planessl.io.dicom_labels.sidecar_label_maps`). ``grouped_by`` says what
+    grouped the images when they have no StudyInstanceUID (one warning per exam, which
+    also counts the images without FrameOfReferenceUID).
     """
     knee = any(r.knee for r, _ in images)
     by_series: dict[str, list[Image]] = {}
@@ -346,4 +374,7 @@ def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
         used[view] += 1
         name = view if used[view] == 1 else f"{view}_{used[view]}"
         series.append(_to_series(stack, name, view, reason, knee, skipped, labels))
+    warning = _frame_warning(images, grouped_by) if series else None
+    if warning is not None:
+        skipped.append(warning)
     return Study(id=study_id, series=series, group="knee" if knee else "cardiac")

@@ -34,12 +34,14 @@ class LoadedImage:
         name: the spec it was loaded from (for titles and messages).
         frame_of_reference: DICOM FrameOfReferenceUID, or ``None`` (NIfTI, or absent):
             positions of images with different frames of reference are not comparable.
+        source_format: ``"dicom"`` or ``"nifti"``.
     """
 
     pixels: np.ndarray
     plane: Plane
     name: str
     frame_of_reference: str | None = None
+    source_format: str = ""
 
 
 def parse_image_spec(spec: str) -> tuple[Path, int | None]:
@@ -129,8 +131,8 @@ def _load_dicom(path: Path, index: int | None) -> tuple[np.ndarray, Plane, str |
     if len(planes) != frames.shape[0]:
         raise InputFileError(path, f"{frames.shape[0]} frames of pixels but {len(planes)} planes")
     f = _pick(index, frames.shape[0], "frame", path)
-    uid = ds.get("FrameOfReferenceUID")
-    return frames[f], planes[f], (str(uid) if uid else None)
+    uid = str(ds.get("FrameOfReferenceUID") or "").strip()
+    return frames[f], planes[f], (uid or None)
 
 
 def load_image_spec(spec: str) -> LoadedImage:
@@ -158,4 +160,5 @@ def load_image_spec(spec: str) -> LoadedImage:
         raise InputFileError(path, f"pixel array {pixels.shape} does not match the geometry's "
                                    f"shape {plane.shape}")
     return LoadedImage(pixels=pixels, plane=plane, name=str(spec),
-                       frame_of_reference=frame_of_reference)
+                       frame_of_reference=frame_of_reference,
+                       source_format="nifti" if fmt == "nifti" else "dicom")

@@ -17,7 +17,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 #: Salt of the opaque study ids unless the user gives one (``--salt`` / PLANESSL_SALT).
 DEFAULT_SALT = "planessl-v1"
@@ -62,8 +62,40 @@ class Skipped:
     reason: str
     cached: bool = False
 
-    def as_dict(self) -> dict:
-        return {"path": self.path, "reason": self.reason}
+    def as_dict(self, roots: Sequence[str | Path] | None = None) -> dict:
+        """``{"path", "reason"}``; with ``roots`` (the sources given to ingest) the path is
+        relative to the source holding it (see :func:`relative_to_sources`), and
+        ``"source"`` (1-based) says which one when there are several."""
+        if roots is None:
+            return {"path": self.path, "reason": self.reason}
+        k, rel = relative_to_sources(self.path, roots)
+        out = {"path": rel, "reason": self.reason}
+        if len(roots) > 1 and k is not None:
+            out["source"] = k + 1
+        return out
+
+
+def relative_to_sources(path: str | Path, roots: Sequence[str | Path]
+                        ) -> tuple[int | None, str]:
+    """``(index of the source, path relative to it)`` for the manifest, whose readers must
+    not learn the folder names above a source (they can carry PHI).
+
+    A folder source holds the paths below it (itself is ``"."``); a file source is named by
+    its file name. A path under no source keeps only its file name (index ``None``). The
+    deepest source holding the path wins.
+    """
+    full = os.path.abspath(path)
+    best: tuple[int, int, str] | None = None  # (depth, index, relative)
+    for k, root in enumerate(roots):
+        r = os.path.abspath(root)
+        base = os.path.dirname(r) if os.path.isfile(r) else r
+        if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
+            continue
+        if best is None or len(base) > best[0]:
+            best = (len(base), k, os.path.relpath(full, base))
+    if best is None:
+        return None, os.path.basename(full)
+    return best[1], best[2]
 
 
 @dataclass
