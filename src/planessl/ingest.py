@@ -53,11 +53,18 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            "ACDC HDF5 volumes (patientXXX_frameYY.h5; no spacing)"),
     Format("mrnet", "planessl.io.mrnet", "discover_mrnet", "load_mrnet",
            "MRNet knee exams ({sagittal,coronal,axial}/NNNN.npy + label CSVs)"),
+    Format("nifti", "planessl.io.nifti_folder", "discover_nifti", "load_nifti",
+           "any NIfTI folder (<id>_SA_ED.nii.gz, <id>_SA_ED_gt.nii.gz, <id>_LA_ES.nii.gz, ...; "
+           "subjects by name prefix or folder, views from geometry)"),
 )}
 
 
 def detect_format(path: Path, max_files: int = 20000) -> str:
-    """Guess the layout of a source file or folder from file names (reads no file)."""
+    """Guess the layout of a source file or folder from file names (reads no file).
+
+    Specific layouts first (ACDC, UK Biobank, MRNet), then any NIfTI folder (when NIfTI
+    files are at least half of the files), else DICOM.
+    """
     import re
 
     names: list[str] = []
@@ -79,6 +86,9 @@ def detect_format(path: Path, max_files: int = 20000) -> str:
     if (dirs & {"sagittal", "coronal", "axial"} or path.name in {"sagittal", "coronal", "axial"}) \
             and any(n.endswith(".npy") for n in names):
         return "mrnet"
+    n_nifti = sum(1 for n in names if n.lower().endswith((".nii", ".nii.gz")))
+    if n_nifti and n_nifti >= sum(1 for n in names if not n.startswith(".")) - n_nifti:
+        return "nifti"  # NIfTI files of no more specific layout, at least half of the files
     return "dicom"
 
 
