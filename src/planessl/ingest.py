@@ -104,6 +104,25 @@ class IngestReport:
     warnings: list[Skipped] = field(default_factory=list)
     formats: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
+    tried: dict[str, list[str]] = field(default_factory=dict)   # format -> sources read as it
+    detected: bool = False                                       # formats from ``auto``
+
+    def nothing_cached(self) -> str:
+        """The one-line error when nothing was cached: formats tried, files and studies found."""
+        how = " (detected from the file names)" if self.detected else ""
+        tried = "; ".join(f"{k}{how} on {len(v)} source(s)" for k, v in self.tried.items()) \
+            or "no format (no files found)"
+        files: dict[str, int] = {}  # counted only now: a full walk is not worth it otherwise
+        for src in (Path(p) for v in self.tried.values() for p in v):
+            for f in _iter_limited(src) if src.is_dir() else [src]:
+                files[file_kind(f.name)] = files.get(file_kind(f.name), 0) + 1
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(files.items(), key=lambda kv: -kv[1]))
+        found = f"{sum(files.values())} file(s) ({kinds})" if files else "no files"
+        hint = "; NIfTI files were found: try --format nifti" \
+            if files.get("NIfTI") and "nifti" not in self.tried else ""
+        return (f"nothing was cached: tried {tried}; found {found} and {self.found} "
+                f"studies; skipped files are listed above with why{hint}; formats: "
+                f"{', '.join(FORMATS)} (--format)")
 
     @property
     def cached(self) -> list[dict]:
@@ -250,6 +269,8 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
             report.skipped.append(Skipped(str(p), "empty folder"))
             continue
         by_format.setdefault(detect_format(p) if fmt == "auto" else fmt, []).append(p)
+    report.tried = {k: [str(p) for p in v] for k, v in by_format.items()}
+    report.detected = fmt == "auto"
 
     found: list[tuple[str, SourceStudy]] = []
     for name, paths in by_format.items():
@@ -314,6 +335,19 @@ def _collect(report: IngestReport, result: tuple[dict | None, list[Skipped]]) ->
     report.warnings.extend(s for s in skipped if s.cached)
     if entry is not None:
         report.written.append(entry)
+
+
+def file_kind(name: str) -> str:
+    """What a file name suggests it holds (for the ``nothing was cached`` message)."""
+    n = name.lower()
+    if n.endswith((".nii", ".nii.gz")):
+        return "NIfTI"
+    if n.endswith(".dcm") or "." not in n.lstrip("."):
+        return "DICOM or no extension"
+    for ext, kind in ((".h5", "HDF5"), (".hdf5", "HDF5"), (".npy", "npy")):
+        if n.endswith(ext):
+            return kind
+    return "other"
 
 
 def _iter_limited(folder: Path) -> Iterable[Path]:

@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
                     force=args.force, assume_spacing_mm=args.assume_spacing)
     print(report.table())
     if not report.cached:
-        print("planessl: error: nothing was cached", file=sys.stderr)
+        print(f"planessl: error: {report.nothing_cached()}", file=sys.stderr)
         return 1
     return 0
