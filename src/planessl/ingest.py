@@ -54,11 +54,18 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            "ACDC HDF5 volumes (patientXXX_frameYY.h5; no spacing)"),
     Format("mrnet", "planessl.io.mrnet", "discover_mrnet", "load_mrnet",
            "MRNet knee exams ({sagittal,coronal,axial}/NNNN.npy + label CSVs)"),
+    Format("nifti", "planessl.io.nifti_folder", "discover_nifti", "load_nifti",
+           "any NIfTI folder (<id>_SA_ED.nii.gz, <id>_SA_ED_gt.nii.gz, <id>_LA_ES.nii.gz, ...; "
+           "subjects by name prefix or folder, views from geometry)"),
 )}
 
 
 def detect_format(path: Path, max_files: int = 20000) -> str:
-    """Guess the layout of a source file or folder from file names (reads no file)."""
+    """Guess the layout of a source file or folder from file names (reads no file).
+
+    Specific layouts first (ACDC, UK Biobank, MRNet), then any NIfTI folder (when NIfTI
+    files are at least half of the files), else DICOM.
+    """
     import re
 
     names: list[str] = []
@@ -80,6 +87,9 @@ def detect_format(path: Path, max_files: int = 20000) -> str:
     if (dirs & {"sagittal", "coronal", "axial"} or path.name in {"sagittal", "coronal", "axial"}) \
             and any(n.endswith(".npy") for n in names):
         return "mrnet"
+    n_nifti = sum(1 for n in names if n.lower().endswith((".nii", ".nii.gz")))
+    if n_nifti and n_nifti >= sum(1 for n in names if not n.startswith(".")) - n_nifti:
+        return "nifti"  # NIfTI files of no more specific layout, at least half of the files
     return "dicom"
 
 
@@ -97,6 +107,25 @@ class IngestReport:
     interrupted: bool = False
     #: Source study key -> cache id of every cached study (for ``--keys``; never cached).
     keys: dict[str, str] = field(default_factory=dict)
+    tried: dict[str, list[str]] = field(default_factory=dict)   # format -> sources read as it
+    detected: bool = False                                       # formats from ``auto``
+
+    def nothing_cached(self) -> str:
+        """The one-line error when nothing was cached: formats tried, files and studies found."""
+        how = " (detected from the file names)" if self.detected else ""
+        tried = "; ".join(f"{k}{how} on {len(v)} source(s)" for k, v in self.tried.items()) \
+            or "no format (no files found)"
+        files: dict[str, int] = {}  # counted only now: a full walk is not worth it otherwise
+        for src in (Path(p) for v in self.tried.values() for p in v):
+            for f in _iter_limited(src) if src.is_dir() else [src]:
+                files[file_kind(f.name)] = files.get(file_kind(f.name), 0) + 1
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(files.items(), key=lambda kv: -kv[1]))
+        found = f"{sum(files.values())} file(s) ({kinds})" if files else "no files"
+        hint = "; NIfTI files were found: try --format nifti" \
+            if files.get("NIfTI") and "nifti" not in self.tried else ""
+        return (f"nothing was cached: tried {tried}; found {found} and {self.found} "
+                f"studies; skipped files are listed above with why{hint}; formats: "
+                f"{', '.join(FORMATS)} (--format)")
 
     @property
     def cached(self) -> list[dict]:
@@ -243,6 +272,8 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
             report.skipped.append(Skipped(str(p), "empty folder"))
             continue
         by_format.setdefault(detect_format(p) if fmt == "auto" else fmt, []).append(p)
+    report.tried = {k: [str(p) for p in v] for k, v in by_format.items()}
+    report.detected = fmt == "auto"
 
     found: list[tuple[str, SourceStudy]] = []
     for name, paths in by_format.items():
@@ -348,6 +379,19 @@ def _collect(report: IngestReport, result: tuple[dict | None, list[Skipped]]) ->
     report.warnings.extend(s for s in skipped if s.cached)
     if entry is not None:
         report.written.append(entry)
+
+
+def file_kind(name: str) -> str:
+    """What a file name suggests it holds (for the ``nothing was cached`` message)."""
+    n = name.lower()
+    if n.endswith((".nii", ".nii.gz")):
+        return "NIfTI"
+    if n.endswith(".dcm") or "." not in n.lstrip("."):
+        return "DICOM or no extension"
+    for ext, kind in ((".h5", "HDF5"), (".hdf5", "HDF5"), (".npy", "npy")):
+        if n.endswith(ext):
+            return kind
+    return "other"
 
 
 def _iter_limited(folder: Path) -> Iterable[Path]:

@@ -50,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
         write_key_table(keys, report.keys)
         print(f"keys: {len(report.keys)} source key(s) -> cache id written to {keys}")
     if not report.cached:
-        print("planessl: error: nothing was cached", file=sys.stderr)
+        print(f"planessl: error: {report.nothing_cached()}", file=sys.stderr)
         return 1
     return 0
