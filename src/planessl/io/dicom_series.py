@@ -277,7 +277,8 @@ def _series_labels(slices: list[list[Image]], labels, skipped: list[Skipped]
 
 
 def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
-               skipped: list[Skipped], labels=None) -> Series:
+               skipped: list[Skipped], labels=None,
+               records: list | None = None) -> Series:
     planes = stack.planes
     slices = stack.slices
     if len(planes) > 1:
@@ -299,6 +300,8 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
         reason += "; one slice: no slice-location target"
         skipped.append(Skipped(slices[0][0][0].path, "one-slice SAX 'stack': cached, but it has "
                                "no slice-location target", cached=True))
+    if records is not None:
+        records.append([[r for r, _ in sl] for sl in slices])
     rows, cols = slices[0][0][0].plane.shape
     pixels = np.empty((len(slices), len(slices[0]), rows, cols), np.float32)
     for k, sl in enumerate(slices):
@@ -319,11 +322,14 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
 
 
 def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
-                labels: dict | None = None) -> Study:
+                labels: dict | None = None,
+                records: list[list[list[ImageRecord]]] | None = None) -> Study:
     """The :class:`Study` of one DICOM study's images (unusable images go to ``skipped``).
 
     ``labels`` maps ``(image path, frame in file)`` to ``(label map (H, W), valid)``
-    (see :func:`planessl.io.dicom_labels.sidecar_label_maps`).
+    (see :func:`planessl.io.dicom_labels.sidecar_label_maps`). When ``records`` is a list,
+    the source record of every image of each series, ``[slice][frame]`` in the series'
+    order, is appended to it (one item per series), e.g. to trace predictions to files.
     """
     knee = any(r.knee for r, _ in images)
     by_series: dict[str, list[Image]] = {}
@@ -345,5 +351,5 @@ def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
     for stack, view, reason in _classify(stacks, knee):
         used[view] += 1
         name = view if used[view] == 1 else f"{view}_{used[view]}"
-        series.append(_to_series(stack, name, view, reason, knee, skipped, labels))
+        series.append(_to_series(stack, name, view, reason, knee, skipped, labels, records))
     return Study(id=study_id, series=series, group="knee" if knee else "cardiac")
