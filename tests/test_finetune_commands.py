@@ -113,7 +113,7 @@ def test_predict_evaluate_cache(finetuned, phantom_cache, tmp_path, capsys):
     assert 0.0 <= summary["all"]["mean_dice"]["mean"] <= 1.0
 
 
-def test_predict_nifti_files_same_name_and_grid(finetuned, phantom_cache, tmp_path):
+def test_predict_nifti_files_named_after_input_same_grid(finetuned, phantom_cache, tmp_path):
     import nibabel as nib
 
     from planessl.cache import Cache
@@ -128,9 +128,9 @@ def test_predict_nifti_files_same_name_and_grid(finetuned, phantom_cache, tmp_pa
     bad.write_bytes(b"not a nifti")
     out = tmp_path / "out"
     assert main(["predict", "--model", str(finetuned), "--data", str(src), str(bad), "--out", str(out)]) == 0
-    res = nib.load(str(out / "case7_sa_ED.nii.gz"))
+    res = nib.load(str(out / "case7_sa_ED_pred.nii.gz"))
     assert res.shape == vol.shape and np.allclose(res.affine, nib.load(str(src)).affine)
-    assert not (out / "broken.nii.gz").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["case7_sa_ED_pred.nii.gz", "predictions.json"]
 
 
 def test_largest_component_keeps_one_blob():

@@ -487,8 +487,9 @@ def _read_file_pixels(path: str, rec: ImageRecord) -> np.ndarray:
 
 
 def load_dicom(source: SourceStudy, study_id: str,
-               skipped: list[Skipped] | None = None):
-    """Read one study's pixels and build its series (see :mod:`planessl.io.dicom_series`)."""
+               skipped: list[Skipped] | None = None, series_records: list | None = None):
+    """Read one study's pixels and build its series (see :mod:`planessl.io.dicom_series`;
+    ``series_records`` is ``records`` of :func:`~planessl.io.dicom_series.build_study`)."""
     from planessl.io.dicom_labels import sidecar_label_maps
     from planessl.io.dicom_series import build_study
 
@@ -497,4 +498,5 @@ def load_dicom(source: SourceStudy, study_id: str,
     labels = sidecar_label_maps(source.payload["labels"], records, skipped)
     images = read_record_pixels(records, skipped)
     return build_study(images, study_id, skipped, labels=labels,
-                       grouped_by=source.payload.get("grouped_by", ""))
+                       grouped_by=source.payload.get("grouped_by", ""),
+                       records=series_records)

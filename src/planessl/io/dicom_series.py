@@ -303,7 +303,8 @@ def _series_labels(slices: list[list[Image]], labels, skipped: list[Skipped]
 
 
 def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
-               skipped: list[Skipped], labels=None) -> Series:
+               skipped: list[Skipped], labels=None,
+               records: list | None = None) -> Series:
     planes = stack.planes
     slices = stack.slices
     if len(planes) > 1:
@@ -325,6 +326,8 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
         reason += "; one slice: no slice-location target"
         skipped.append(Skipped(slices[0][0][0].path, "one-slice SAX 'stack': cached, but it has "
                                "no slice-location target", cached=True))
+    if records is not None:
+        records.append([[r for r, _ in sl] for sl in slices])
     rows, cols = slices[0][0][0].plane.shape
     pixels = np.empty((len(slices), len(slices[0]), rows, cols), np.float32)
     for k, sl in enumerate(slices):
@@ -345,13 +348,16 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
 
 
 def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
-                labels: dict | None = None, grouped_by: str = "") -> Study:
+                labels: dict | None = None, grouped_by: str = "",
+                records: list[list[list[ImageRecord]]] | None = None) -> Study:
     """The :class:`Study` of one DICOM study's images (unusable images go to ``skipped``).
 
     ``labels`` maps ``(image path, frame in file)`` to ``(label map (H, W), valid)``
     (see :func:`planessl.io.dicom_labels.sidecar_label_maps`). ``grouped_by`` says what
     grouped the images when they have no StudyInstanceUID (one warning per exam, which
-    also counts the images without FrameOfReferenceUID).
+    also counts the images without FrameOfReferenceUID). When ``records`` is a list,
+    the source record of every image of each series, ``[slice][frame]`` in the series'
+    order, is appended to it (one item per series), e.g. to trace predictions to files.
     """
     knee = any(r.knee for r, _ in images)
     by_series: dict[str, list[Image]] = {}
@@ -373,7 +379,7 @@ def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
     for stack, view, reason in _classify(stacks, knee):
         used[view] += 1
         name = view if used[view] == 1 else f"{view}_{used[view]}"
-        series.append(_to_series(stack, name, view, reason, knee, skipped, labels))
+        series.append(_to_series(stack, name, view, reason, knee, skipped, labels, records))
     warning = _frame_warning(images, grouped_by) if series else None
     if warning is not None:
         skipped.append(warning)
