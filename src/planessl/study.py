@@ -17,8 +17,16 @@ from planessl.geometry import Plane
 #: View types planessl knows. Cardiac: short-axis stack and 2-, 3- (LVOT) and 4-chamber
 #: long-axis views; knee: the three orthogonal planes; anything else is "other".
 CARDIAC_VIEWS = ("sax", "2ch", "3ch", "4ch")
+#: Cardiac localizers (scouts) a technologist acquires first to plan the views: a pseudo-2CH
+#: and a pseudo-4CH single slice and a few thick SAX slices; single frame, thicker slices and
+#: larger planning errors than the cines. Kept apart from the cine views they resemble.
+LOCALIZER_VIEWS = ("loc_2ch", "loc_4ch", "loc_sax")
+#: The cine view a localizer view resembles.
+LOCALIZER_OF = {"2ch": "loc_2ch", "4ch": "loc_4ch", "sax": "loc_sax"}
+#: Stacks of parallel slices (ordered base -> apex).
+STACK_VIEWS = ("sax", "loc_sax")
 KNEE_VIEWS = ("sagittal", "coronal", "axial")
-VIEW_TYPES = CARDIAC_VIEWS + KNEE_VIEWS + ("other",)
+VIEW_TYPES = CARDIAC_VIEWS + LOCALIZER_VIEWS + KNEE_VIEWS + ("other",)
 
 #: ACDC label convention used for every cardiac label map in planessl.
 LABEL_NAMES = {0: "background", 1: "RV", 2: "myocardium", 3: "LV"}
@@ -111,6 +119,32 @@ class Study:
                 out.setdefault(s.view, []).extend(s.planes)
         return out
 
+    def target_planes(self, views: Sequence[str] = CARDIAC_VIEWS) -> dict[str, Plane]:
+        """One reference plane per view type present: a single-slice view's plane, a stack's
+        middle slice (:func:`mid_slice_index`; for SAX the mid-ventricular slice); the first
+        series of a view type when there are several. E.g. the true planes of the views a
+        planner should prescribe from localizers."""
+        out: dict[str, Plane] = {}
+        for s in self.series:
+            if s.view in views and s.view not in out and s.planes:
+                out[s.view] = s.planes[mid_slice_index(s.planes)]
+        return out
+
     @property
     def has_labels(self) -> bool:
         return any(s.labels is not None and s.labelled_frames for s in self.series)
+
+
+def mid_slice_index(planes: Sequence[Plane]) -> int:
+    """Index of the middle slice of a stack: the slice nearest the midpoint between the first
+    and the last slice along the stack normal (for a regular stack of ``n`` slices,
+    ``(n - 1) // 2``: with an even count, the more basal of the two middle slices of a
+    base -> apex stack). For a SAX stack that runs from the mitral plane to the apex, this is
+    the mid-ventricular slice."""
+    if not planes:
+        raise ValueError("an empty stack has no middle slice")
+    normal = np.asarray(planes[0].normal, dtype=np.float64)
+    pos = np.array([float(normal @ np.asarray(p.origin, dtype=np.float64)) for p in planes])
+    mid = 0.5 * (pos[0] + pos[-1])
+    dist = np.abs(pos - mid)
+    return int(np.flatnonzero(dist <= dist.min() + 1e-6)[0])

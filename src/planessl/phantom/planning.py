@@ -41,6 +41,28 @@ class PlanningSettings:
     sax_mirror: float = 0.5                           # SAX: probability of a mirrored display
 
 
+@dataclass(frozen=True)
+class LocalizerSettings:
+    """Ranges the planner draws the localizers from (mm, degrees, pixels).
+
+    Localizers are planned by eye, before the cines, so their planes are further from the
+    ideal anatomical planes: each is tilted by an angle drawn uniformly from ``angle_deg``
+    (about a random axis) and shifted along its normal by ``offset_error_mm`` (sd); they
+    have thicker slices and a larger field of view of their own.
+    """
+
+    spacing: tuple[float, float] = (1.6, 2.4)
+    matrix: int | None = None
+    fov: tuple[float, float] = (340.0, 420.0)
+    phase_fov: tuple[float, float] = (0.8, 1.0)
+    thickness: tuple[float, float] = (8.0, 10.0)
+    angle_deg: tuple[float, float] = (8.0, 15.0)      # tilt from the ideal plane, uniform
+    offset_error_mm: float = 4.0                      # sd of the shift along the normal
+    fov_offset_mm: float = 15.0                       # sd of the FOV centre offset (in-plane)
+    sax_slices: tuple[int, int] = (3, 5)              # slices of the SAX localizer stack
+    sax_cover: float = 0.8                            # the stack spans this share of the LV
+
+
 def _perpendicular(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     r = rng.normal(size=3)
     r -= (r @ v) * v
@@ -53,7 +75,13 @@ def _tilt(v: np.ndarray, rng: np.random.Generator, sd_deg: float) -> np.ndarray:
     return rotation(axis, np.deg2rad(rng.normal(0, sd_deg))) @ v
 
 
-def _matrix(rng: np.random.Generator, st: PlanningSettings) -> tuple[tuple[int, int], float]:
+def _tilt_by(v: np.ndarray, rng: np.random.Generator, angle_deg: float) -> np.ndarray:
+    """``v`` turned by exactly ``angle_deg`` about a random perpendicular axis."""
+    axis = _perpendicular(v, rng)
+    return rotation(axis, np.deg2rad(angle_deg)) @ v
+
+
+def _matrix(rng: np.random.Generator, st: PlanningSettings | LocalizerSettings) -> tuple[tuple[int, int], float]:
     spacing = float(np.round(rng.uniform(*st.spacing), 4))
     if st.matrix is not None:
         return (st.matrix, st.matrix), spacing
@@ -131,3 +159,68 @@ def plan_views(anatomy: Anatomy, rng: np.random.Generator,
         centre = mid + fov_shift + rng.normal(0, st.offset_error_mm) * normal
         out[name] = [oriented_plane(centre, normal, -axis, spacing, shape, thick)]
     return out
+
+
+def ideal_planes(anatomy: Anatomy) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{view: (point, unit normal)}`` of the error-free planes of the anatomy: the SAX
+    plane through the mid-ventricle (perpendicular to the long axis), and the 2CH, 3CH and
+    4CH planes containing the long axis."""
+    h = anatomy.heart
+    mid = h.base + 0.4 * h.lv_length * h.u
+    out = {"sax": (mid, h.u / np.linalg.norm(h.u))}
+    for name, side in (("2ch", h.w), ("3ch", h.t), ("4ch", h.s)):
+        n = np.cross(h.u, side)
+        out[name] = (mid, n / np.linalg.norm(n))
+    return out
+
+
+def plan_localizers(anatomy: Anatomy, rng: np.random.Generator,
+                    settings: LocalizerSettings = LocalizerSettings()
+                    ) -> tuple[dict[str, list[Plane]], dict[str, float]]:
+    """Planes of the localizers a technologist acquires before the cines, and their tilts.
+
+    Returns:
+        ``({"loc_2ch": [p], "loc_4ch": [p], "loc_sax": [base..apex]}, tilts)``: a pseudo-2CH
+        and a pseudo-4CH single slice, tilted from the ideal 2CH / 4CH planes
+        (:func:`ideal_planes`) by ``tilts[view]`` degrees about a random axis and shifted
+        along their normal; a SAX stack of ``settings.sax_slices`` thick slices spanning
+        ``settings.sax_cover`` of the LV, tilted likewise from the long axis.
+    """
+    h = anatomy.heart
+    st = settings
+    ideal = ideal_planes(anatomy)
+    mid = ideal["sax"][0]
+    out: dict[str, list[Plane]] = {}
+    tilts: dict[str, float] = {}
+    for name, view in (("loc_2ch", "2ch"), ("loc_4ch", "4ch")):
+        angle = float(rng.uniform(*st.angle_deg))
+        normal = _tilt_by(ideal[view][1], rng, angle)
+        shape, spacing = _matrix(rng, st)
+        thick = float(np.round(rng.uniform(*st.thickness), 2))
+        fov_shift = rng.normal(0, st.fov_offset_mm, 3)
+        fov_shift -= (fov_shift @ normal) * normal
+        centre = mid + fov_shift + rng.normal(0, st.offset_error_mm) * normal
+        axis = h.u - (h.u @ normal) * normal  # apex up: the long axis as seen in the plane
+        out[name] = [oriented_plane(centre, normal, -axis, spacing, shape, thick)]
+        tilts[name] = angle
+
+    angle = float(rng.uniform(*st.angle_deg))
+    n = _tilt_by(h.u / np.linalg.norm(h.u), rng, angle)
+    count = int(rng.integers(st.sax_slices[0], st.sax_slices[1] + 1))
+    span = st.sax_cover * h.lv_length
+    gap = float(np.round(span / max(count - 1, 1), 2))
+    shape, spacing = _matrix(rng, st)
+    thick = float(np.round(rng.uniform(*st.thickness), 2))
+    fov_shift = rng.normal(0, st.fov_offset_mm, 3)
+    fov_shift -= (fov_shift @ n) * n
+    centre = mid + fov_shift + rng.normal(0, st.offset_error_mm) * n
+    down = np.array([0.0, 1.0, 0.0]) - n[1] * n  # anterior up
+    down /= np.linalg.norm(down)
+    right = np.cross(down, n)
+    if right[0] < 0:
+        right = -right
+    first = centre - 0.5 * (count - 1) * gap * n
+    out["loc_sax"] = [oriented_plane(first + k * gap * n, n, down, spacing, shape, thick,
+                                     right_hint=right) for k in range(count)]
+    tilts["loc_sax"] = angle
+    return out, tilts

@@ -15,7 +15,8 @@ from planessl.geometry import Plane
 from planessl.phantom.anatomy import (Anatomy, CLASS_NAMES, LocalPoints, body_tissue,
                                       heart_box, paint_heart, sample_anatomy)
 from planessl.phantom.cycle import CardiacCycle, make_cycle
-from planessl.phantom.planning import PlanningSettings, plan_views
+from planessl.phantom.planning import (LocalizerSettings, PlanningSettings, plan_localizers,
+                                      plan_views)
 from planessl.phantom.render import bias_field, render, sample_contrast, texture
 from planessl.study import Series, Study
 
@@ -26,21 +27,31 @@ class Preset:
 
     frames: int
     planning: PlanningSettings
+    localizer: LocalizerSettings = LocalizerSettings()
 
 
 #: ``small``: 128 x 128 matrices and 8 frames, for tests and CPU demos (a fraction of a second
 #: per subject); ``full``: realistic cine (25 frames, scanner-like FOV and matrices).
 PRESETS = {
-    "small": Preset(frames=8, planning=PlanningSettings(spacing=(1.8, 2.0), matrix=128)),
+    "small": Preset(frames=8, planning=PlanningSettings(spacing=(1.8, 2.0), matrix=128),
+                    localizer=LocalizerSettings(spacing=(2.2, 2.8), matrix=128)),
     "full": Preset(frames=25, planning=PlanningSettings()),
 }
 
 VIEW_ORDER = ("sax", "2ch", "3ch", "4ch")
+#: Localizer series that ``make_study(..., localizers=True)`` appends after the cines.
+LOCALIZER_ORDER = ("loc_2ch", "loc_4ch", "loc_sax")
 
 
 def subject_rng(seed: int, index: int) -> np.random.Generator:
     """The random generator of subject ``index`` of a run with ``seed``."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index) & 0xFFFFFFFF, 0x9E37])
+
+
+def localizer_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of the subject's localizers: a stream of its own, so that asking for
+    localizers leaves every cine of the subject unchanged."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index) & 0xFFFFFFFF, 0x10C2])
 
 
 def study_id(seed: int, index: int) -> str:
@@ -88,7 +99,7 @@ def sample_slice(anatomy: Anatomy, plane: Plane, contraction: np.ndarray,
 
 def make_study(seed: int, index: int, preset: str = "small", *, frames: int | None = None,
                breath_hold_mm: float = 0.0, noise: bool = True,
-               category: int | None = None) -> Study:
+               category: int | None = None, localizers: bool = False) -> Study:
     """A synthetic multi-view cine CMR study.
 
     Args:
@@ -99,10 +110,19 @@ def make_study(seed: int, index: int, preset: str = "small", *, frames: int | No
             between SAX slices, as from separate breath-holds; 0 keeps all views aligned.
         noise: add Rician noise.
         category: LV phenotype index in :data:`CLASS_NAMES` (default: random).
+        localizers: also acquire, as a technologist does first, the localizers ``loc_2ch``,
+            ``loc_4ch`` (pseudo-2CH / 4CH single slices) and ``loc_sax`` (a stack of 3-5
+            thick slices): single frame (the ED phase), thicker slices, their own field of
+            view, planned with larger errors (tilted 8-15 deg from the ideal planes, shifted
+            a few mm; see :func:`planessl.phantom.planning.plan_localizers`). Drawn from a
+            generator of their own (:func:`localizer_rng`): the cines are the same with or
+            without them. The cines (SAX stack, 2CH, 3CH, 4CH) are the targets a planner
+            prescribes from the localizers; :meth:`Study.target_planes` gives their planes.
 
     Returns:
-        A :class:`Study` with series ``sax`` (base to apex), ``2ch``, ``3ch``, ``4ch``;
-        labels for every frame; ``targets = {"class": k}``.
+        A :class:`Study` with series ``sax`` (base to apex), ``2ch``, ``3ch``, ``4ch`` (then
+        ``loc_2ch``, ``loc_4ch``, ``loc_sax`` with ``localizers``); labels for every frame;
+        ``targets = {"class": k}``.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown phantom preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -141,8 +161,43 @@ def make_study(seed: int, index: int, preset: str = "small", *, frames: int | No
             labelled_frames=list(range(n_frames)), frame_times=cycle.frame_times(),
             ed_frame=cycle.ed_frame, es_frame=cycle.es_frame, spacing_known=True,
             view_reason="phantom: planned view"))
+    if localizers:
+        series.extend(_localizer_series(anatomy, cycle, contrast, seed, index, p.localizer,
+                                        breath_hold_mm, noise))
     return Study(id=study_id(seed, index), series=series,
                  targets={"class": int(anatomy.heart.category)}, group="cardiac")
+
+
+def _localizer_series(anatomy: Anatomy, cycle: CardiacCycle, contrast, seed: int, index: int,
+                      settings: LocalizerSettings, breath_hold_mm: float, noise: bool
+                      ) -> list[Series]:
+    """The localizer series of a subject (single frame at ED), from :func:`localizer_rng`."""
+    rng = localizer_rng(seed, index)
+    planned, tilts = plan_localizers(anatomy, rng, settings)
+    ed = int(cycle.ed_frame)
+    contraction = cycle.contraction()[ed:ed + 1]
+    out = []
+    for view in LOCALIZER_ORDER:
+        planes = planned[view]
+        shift = (rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
+                 if breath_hold_mm > 0 else None)  # one breath-hold per localizer
+        tissues, labels, biases, textures = [], [], [], []
+        for plane in planes:
+            t, lab = sample_slice(anatomy, plane, contraction, shift)
+            tissues.append(t)
+            labels.append(lab)
+            pts = _plane_points(plane)
+            biases.append(bias_field(pts, contrast).reshape(plane.shape))
+            textures.append(texture(pts if shift is None else pts - shift, contrast)
+                            .reshape(plane.shape))
+        pixels = render(np.stack(tissues), np.stack(biases)[:, None], contrast, rng,
+                        noise=noise, tex=np.stack(textures)[:, None])
+        out.append(Series(
+            name=view, view=view, planes=planes, pixels=pixels, labels=np.stack(labels),
+            labelled_frames=[0], frame_times=None, ed_frame=None, es_frame=None,
+            spacing_known=True,
+            view_reason=f"phantom: localizer, tilted {tilts[view]:.1f} deg from the ideal plane"))
+    return out
 
 
 def make_anatomy(seed: int, index: int, preset: str = "small", frames: int | None = None,
