@@ -22,8 +22,8 @@ from planessl.geometry import CARDIAC_APEX_DIRECTION, Plane, plane_angle_deg, st
 from planessl.io.dicom_scan import ImageRecord
 from planessl.io.sources import Skipped
 from planessl.io.views import (is_localizer_name, knee_view_from_geometry, lax_from_geometry,
-                               sax_from_geometry, view_from_name)
-from planessl.study import CARDIAC_VIEWS, KNEE_VIEWS, Series, Study
+                               localizer_evidence, sax_from_geometry, view_from_name)
+from planessl.study import CARDIAC_VIEWS, KNEE_VIEWS, LOCALIZER_OF, Series, Study
 
 Image = tuple[ImageRecord, np.ndarray]
 #: Orientation tolerance for images to share a group (degrees).
@@ -166,12 +166,16 @@ def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Sta
     def candidate(s: _Stack) -> bool:
         return not s.localizer and view_from_name(s.text)[0] in (None, "sax")
 
+    def loc_named(s: _Stack) -> bool:
+        return is_localizer_name(s.text)
+
     out: list[_Stack] = [s for s in stacks if not candidate(s)]
     clusters: list[list[_Stack]] = []
     for s in (s for s in stacks if candidate(s)):
         for c in clusters:
             ref = c[0]
             if (_same_frame(ref.frame_of_reference, s.frame_of_reference)
+                    and loc_named(ref) == loc_named(s)  # never a localizer with a cine
                     and ref.n_frames == s.n_frames
                     and _same_grid(ref.planes[0], s.planes[0])
                     and plane_angle_deg(ref.planes[0], s.planes[0]) < ORIENTATION_TOLERANCE_DEG):
@@ -241,42 +245,87 @@ def _frame_warning(images: list[Image], grouped_by: str) -> Skipped | None:
     return Skipped(first, "; ".join(parts), cached=True)
 
 
+def _localizers(stacks: list[_Stack]) -> list[tuple[bool, str]]:
+    """``(is_localizer, reason)`` of each stack of a cardiac exam
+    (:func:`planessl.io.views.localizer_evidence`)."""
+    named = [s.localizer or is_localizer_name(s.text) for s in stacks]
+    cines = [s for s, n in zip(stacks, named) if s.n_frames > 1 and not n]
+    cine_frames = max((s.n_frames for s in cines), default=1)
+    thick = [s.planes[0].thickness for s in cines if s.planes[0].thickness is not None]
+    cine_thickness = float(np.median(thick)) if thick else None
+    cine_views = {view_from_name(s.text)[0] for s in cines} - {None}
+    out = []
+    for s in stacks:
+        nv = view_from_name(s.text)[0]
+        out.append(localizer_evidence(s.text, s.localizer, s.n_frames, s.planes[0].thickness,
+                                      cine_frames, cine_thickness,
+                                      nv in CARDIAC_VIEWS and nv in cine_views))
+    return out
+
+
 def _classify(stacks: list[_Stack], knee: bool) -> list[tuple[_Stack, str, str]]:
     """(stack, view, reason) for each stack."""
     result: dict[int, tuple[str, str]] = {}
-    for k, s in enumerate(stacks):
-        loc = "localizer; " if s.localizer or is_localizer_name(s.text) else ""
-        merged = f"merged from {s.merged} series; " if s.merged > 1 else ""
-        nv, word = view_from_name(s.text, knee=knee)
-        if knee:
+    if knee:
+        for k, s in enumerate(stacks):
+            loc = "localizer; " if s.localizer or is_localizer_name(s.text) else ""
+            merged = f"merged from {s.merged} series; " if s.merged > 1 else ""
+            nv, word = view_from_name(s.text, knee=True)
             if nv in KNEE_VIEWS:
                 result[k] = (nv, f"{loc}{merged}name says '{word}'")
             else:
                 v, why = knee_view_from_geometry(s.planes[0])
                 result[k] = (v, f"{loc}{merged}knee study; {why}")
+        return [(s, *result[k]) for k, s in enumerate(stacks)]
+    evidence = _localizers(stacks)
+    for k, s in enumerate(stacks):
+        is_loc, why_loc = evidence[k]
+        note = f"{why_loc}; " if why_loc else ""
+        merged = f"merged from {s.merged} series; " if s.merged > 1 else ""
+        nv, word = view_from_name(s.text)
+        if is_loc:
+            if nv in LOCALIZER_OF:
+                result[k] = (LOCALIZER_OF[nv], f"{note}{merged}name says '{word}'")
+            elif nv in CARDIAC_VIEWS:
+                result[k] = ("other", f"{note}{merged}name says '{word}': planessl has no "
+                                      f"localizer view of that type")
+            elif len(s.slices) >= 3:
+                ok, why = sax_from_geometry(s.planes)
+                result[k] = ("loc_sax" if ok else "other",
+                             f"{note}{merged}{'by geometry: ' if ok else ''}{why}")
             continue
         if nv in CARDIAC_VIEWS:
-            result[k] = (nv, f"{loc}{merged}name says '{word}'")
+            result[k] = (nv, f"{note}{merged}name says '{word}'")
             continue
         if len(s.slices) >= 3:
             ok, why = sax_from_geometry(s.planes)
             if ok:
-                result[k] = ("sax", f"{loc}{merged}by geometry: {why}")
+                result[k] = ("sax", f"{note}{merged}by geometry: {why}")
             else:
-                result[k] = ("other", f"{loc}{merged}{why}")
-    sax = [stacks[k] for k, (v, _) in result.items() if v == "sax"]
-    ref = max(sax, key=lambda s: len(s.slices)).planes if sax else None
+                result[k] = ("other", f"{note}{merged}{why}")
+    # Long axis for unnamed single planes: the largest cine SAX stack, else SAX localizer.
+    ref = None
+    for kind in ("sax", "loc_sax"):
+        stacks_of = [stacks[k] for k, (v, _) in result.items() if v == kind]
+        if stacks_of:
+            ref = max(stacks_of, key=lambda s: len(s.slices)).planes
+            break
     for k, s in enumerate(stacks):
         if k in result:
             continue
-        loc = "localizer; " if s.localizer or is_localizer_name(s.text) else ""
+        is_loc, why_loc = evidence[k]
+        note = f"{why_loc}; " if why_loc else ""
         nv, word = view_from_name(s.text)
         named = f"name says '{word}' (chamber not named); " if nv == "lax" else ""
         view, why = lax_from_geometry(s.planes[0], ref)
         if view is None:
-            result[k] = ("other", f"{loc}{named}{len(s.slices)} slice(s), no view name; {why}")
+            result[k] = ("other", f"{note}{named}{len(s.slices)} slice(s), no view name; {why}")
+        elif is_loc:
+            result[k] = (LOCALIZER_OF.get(view, "other"),
+                         f"{note}{named}{why}" + ("" if view in LOCALIZER_OF else
+                                                  "; planessl has no localizer view of that type"))
         else:
-            result[k] = (view, f"{loc}{named}{why}")
+            result[k] = (view, f"{note}{named}{why}")
     return [(s, *result[k]) for k, s in enumerate(stacks)]
 
 
@@ -308,7 +357,8 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
     planes = stack.planes
     slices = stack.slices
     if len(planes) > 1:
-        toward = None if knee or view not in CARDIAC_VIEWS else CARDIAC_APEX_DIRECTION
+        toward = (None if knee or view not in CARDIAC_VIEWS + tuple(LOCALIZER_OF.values())
+                  else CARDIAC_APEX_DIRECTION)
         try:
             geo = stack_geometry(planes, toward=toward)
         except GeometryError as exc:  # cannot happen for grouped planes; kept for safety

@@ -7,6 +7,13 @@ name says nothing: a SAX stack is >= 3 parallel slices whose normal is within
 contains the long axis of the study's SAX stack (the stack normal through its centre); which
 chamber view it is comes from its rotation about that axis (a heuristic, said so in the
 reason). Every decision returns the reason, which ingest records.
+
+Localizers (scouts) are told from the cine views they resemble (a pseudo-2CH localizer and a
+2CH cine share a view type) by :func:`localizer_evidence`: a series description or ImageType
+that says localizer decides; otherwise a single-frame series in an exam that has cines is a
+localizer when its slices are thicker than the cines' (by :data:`LOCALIZER_THICKER_MM`) or
+when a cine of the same view is also in the exam. Localizers of the 2CH, 4CH and SAX views
+become ``loc_2ch``, ``loc_4ch`` and ``loc_sax`` (:data:`planessl.study.LOCALIZER_OF`).
 """
 
 from __future__ import annotations
@@ -60,6 +67,62 @@ def view_from_name(text: str, knee: bool = False) -> tuple[str | None, str]:
 
 def is_localizer_name(text: str) -> bool:
     return bool(_LOCALIZER.search(normalise_name(text)))
+
+
+#: A single-frame series whose slices are at least this much thicker than the exam's cines'
+#: is a localizer (mm).
+LOCALIZER_THICKER_MM = 1.0
+
+
+def localizer_word(text: str) -> str:
+    """The word of a series name that says localizer (``""`` if none)."""
+    m = _LOCALIZER.search(normalise_name(text))
+    return m.group(0) if m else ""
+
+
+def localizer_evidence(text: str, image_type_localizer: bool, n_frames: int,
+                       thickness: float | None, cine_frames: int,
+                       cine_thickness: float | None, cine_of_same_view: bool
+                       ) -> tuple[bool, str]:
+    """Whether a series is a localizer rather than a (cine) view, and why.
+
+    Args:
+        text: the series' name (description, protocol, folder).
+        image_type_localizer: its ImageType holds ``LOCALIZER``.
+        n_frames: its frames per slice position.
+        thickness: its slice thickness (mm), or ``None``.
+        cine_frames: the most frames of any series of the exam (1: the exam has no cine).
+        cine_thickness: the median slice thickness of the exam's cines (mm), or ``None``.
+        cine_of_same_view: a cine (multi-frame, not named a localizer) of the view type the
+            series' name states is in the exam.
+
+    Returns:
+        ``(is_localizer, reason)``; the reason is ``""`` when nothing points to a localizer.
+    """
+    named = []
+    if image_type_localizer:
+        named.append("ImageType says LOCALIZER")
+    word = localizer_word(text)
+    if word:
+        named.append(f"series description says '{word}'")
+    other = []
+    single = n_frames == 1 and cine_frames > 1
+    if single:
+        other.append(f"single frame (the exam's cines have {cine_frames})")
+    thicker = (single and thickness is not None and cine_thickness is not None
+               and thickness >= cine_thickness + LOCALIZER_THICKER_MM)
+    if thicker:
+        other.append(f"{thickness:.1f} mm slices (cines {cine_thickness:.1f} mm)")
+    if single and cine_of_same_view:
+        other.append("a cine of the same view is in the exam")
+    if named:
+        return True, "localizer: " + "; ".join(named + other)
+    if single and (thicker or cine_of_same_view):
+        return True, "localizer: " + "; ".join(other)
+    if single:
+        return False, ("not a localizer: " + "; ".join(other) + ", but neither named a "
+                       "localizer nor thicker than the cines nor beside a cine of its view")
+    return False, ""
 
 
 def angle_deg(u: np.ndarray, v: np.ndarray) -> float:

@@ -1,7 +1,10 @@
 """Write studies to disk in three public layouts, with exact geometry.
 
 * ``dicom`` - Kaggle Data Science Bowl layout: ``<id>/study/sax_<n>/IM-<n>-<f>.dcm`` (one
-  series folder per SAX slice, one file per frame), ``2ch_<n>/``, ``3ch_<n>/``, ``4ch_<n>/``.
+  series folder per SAX slice, one file per frame), ``2ch_<n>/``, ``3ch_<n>/``, ``4ch_<n>/``
+  and, for studies with localizers, one series folder per localizer (``loc_2ch_5/``,
+  ``loc_4ch_6/``, ``loc_sax_7/``: single frame, the SAX localizer's slices in one series,
+  series descriptions as scanners write them, see :data:`SERIES_DESCRIPTIONS`).
   Classic MR Image Storage, uint16 pixels (RescaleSlope 1, Intercept 0), UIDs derived from
   the study id (same study, same bytes). Labels lie beside the images of each series in
   ``labels.npz``: ``labels`` uint8 ``(F, H, W)`` (0 bg, 1 RV, 2 myo, 3 LV, 4 LA, 5 RA,
@@ -45,11 +48,15 @@ from planessl.study import Series, Study
 FORMATS = ("dicom", "ukbb", "acdc")
 
 #: DICOM SeriesNumber of each view (SAX slices get SAX_SERIES_START + slice index).
-SERIES_NUMBERS = {"2ch": 2, "3ch": 3, "4ch": 4}
+SERIES_NUMBERS = {"2ch": 2, "3ch": 3, "4ch": 4, "loc_2ch": 5, "loc_4ch": 6, "loc_sax": 7}
 SAX_SERIES_START = 10
-#: DICOM SeriesDescription of each view.
+#: Views written as one series holding all their slices (the localizers).
+ONE_SERIES_VIEWS = ("loc_2ch", "loc_4ch", "loc_sax")
+#: DICOM SeriesDescription of each view (the localizers' as different scanners name them).
 SERIES_DESCRIPTIONS = {"sax": "CINE_segmented_SAX", "2ch": "CINE_segmented_LAX_2Ch",
-                       "3ch": "CINE_segmented_LVOT", "4ch": "CINE_segmented_LAX_4Ch"}
+                       "3ch": "CINE_segmented_LVOT", "4ch": "CINE_segmented_LAX_4Ch",
+                       "loc_2ch": "LOC 2CH", "loc_4ch": "localizer_4ch",
+                       "loc_sax": "SAX LOC"}
 #: planessl label -> UK Biobank label, per segmentation file kind.
 UKBB_SEG = {"seg": {3: 1, 2: 2, 1: 3},
             "seg4": {3: 1, 2: 2, 1: 3, 4: 4, 5: 5, 6: 6},
@@ -87,17 +94,20 @@ def _targets_json(study: Study, series: Series) -> dict:
 
 
 # ----------------------------------------------------------------------------- DICOM
-def _dicom_series_folders(study: Study) -> list[tuple[str, Series, int, int]]:
-    """(folder name, series, slice index, SeriesNumber) for every 2D+t series to write."""
+def _dicom_series_folders(study: Study) -> list[tuple[str, Series, list[int], int]]:
+    """(folder name, series, slice indices, SeriesNumber) for every DICOM series to write."""
     out = []
     for s in study.series:
         if s.view == "sax":
             for k in range(s.n_slices):
                 n = SAX_SERIES_START + k
-                out.append((f"sax_{n}", s, k, n))
+                out.append((f"sax_{n}", s, [k], n))
+        elif s.view in ONE_SERIES_VIEWS:
+            n = SERIES_NUMBERS[s.view]
+            out.append((f"{s.view}_{n}", s, list(range(s.n_slices)), n))
         else:
             n = SERIES_NUMBERS.get(s.view, 20 + len(out))
-            out.append((f"{s.view}_{n}", s, 0, n))
+            out.append((f"{s.view}_{n}", s, [0], n))
     return out
 
 
@@ -110,28 +120,35 @@ def write_dicom(study: Study, folder: str | Path) -> None:
     frame_uid = _uid(study.id, "frame-of-reference")
     sax = study.views("sax")
     sax_normal = stack_geometry(sax[0].planes).normal if sax else None
-    for folder_name, s, k, number in _dicom_series_folders(study):
+    for folder_name, s, ks, number in _dicom_series_folders(study):
         series_dir = root / folder_name
         series_dir.mkdir(parents=True, exist_ok=True)
         series_uid = _uid(study.id, "series", number)
-        plane = s.planes[k]
-        normal = sax_normal if s.view == "sax" else plane.normal
-        location = float(np.asarray(normal) @ plane.origin)
-        pixels = _uint16(s.pixels[k])
-        header = _dicom_template(plane, s, study_uid, series_uid, frame_uid, number, name,
-                                 pid, location)
-        encoder = _SeriesEncoder(header)
-        instance_numbers = []
-        for f in range(s.n_frames):
-            instance = f + 1
-            sop_uid = _uid(study.id, "sop", number, instance)
-            trigger = _ds(s.frame_times[f]) if s.frame_times else "0"
-            data = encoder.encode(sop_uid, instance, trigger, pixels[f])
-            (series_dir / f"IM-{number:04d}-{instance:04d}.dcm").write_bytes(data)
-            instance_numbers.append(instance)
+        stack_normal = (sax_normal if s.view == "sax" else
+                        stack_geometry(s.planes).normal if len(ks) > 1 else None)
+        instance_numbers, label_maps = [], []
+        for k in ks:
+            plane = s.planes[k]
+            normal = stack_normal if stack_normal is not None else plane.normal
+            location = float(np.asarray(normal) @ plane.origin)
+            pixels = _uint16(s.pixels[k])
+            header = _dicom_template(plane, s, study_uid, series_uid, frame_uid, number, name,
+                                     pid, location)
+            encoder = _SeriesEncoder(header)
+            for f in range(s.n_frames):
+                instance = len(instance_numbers) + 1
+                sop_uid = _uid(study.id, "sop", number, instance)
+                trigger = _ds(s.frame_times[f]) if s.frame_times else "0"
+                data = encoder.encode(sop_uid, instance, trigger, pixels[f])
+                (series_dir / f"IM-{number:04d}-{instance:04d}.dcm").write_bytes(data)
+                instance_numbers.append(instance)
+            if s.labels is not None:
+                label_maps.append(np.asarray(s.labels[k], np.uint8))
         if s.labels is not None:
-            _save_npz(series_dir / "labels.npz", labels=np.asarray(s.labels[k], np.uint8),
-                      frames=np.asarray(s.labelled_frames, np.int32),
+            # labelled frame f of slice j is label map j * F + f (matched by InstanceNumber)
+            frames = [j * s.n_frames + f for j in range(len(ks)) for f in s.labelled_frames]
+            _save_npz(series_dir / "labels.npz", labels=np.concatenate(label_maps),
+                      frames=np.asarray(frames, np.int32),
                       instance_numbers=np.asarray(instance_numbers, np.int32))
     first = study.series[0]
     _write_json(folder / "phantom.json", _targets_json(study, first))
