@@ -118,6 +118,12 @@ class TaskConfig:
             (Chaitanya et al. 2020), ``pcl`` (Zeng et al. 2021), ``rotation``, ``genesis``
             (see :mod:`planessl.tasks.registry`).
         line_channels: view types whose intersection lines are predicted, one channel each.
+        stack_line: which planes of a stack (e.g. the SAX stack) make its line channel:
+            ``all`` (every slice: one line per slice, the default) or ``mid`` (only the
+            middle slice, :func:`planessl.study.mid_slice_index`: for SAX the
+            mid-ventricular slice; one line, as a view-planning target, e.g. with localizer
+            inputs ``data.input_views=[loc_2ch,loc_4ch,loc_sax]
+            task.line_channels=[2ch,3ch,4ch,sax] task.stack_line=mid``).
         sigma_mm: Gaussian width of the line heatmaps in mm (reference: 6 px x 1.26 mm).
         sigma_thickness_factor: when set, sigma = factor x the other view's slice thickness
             (the view-planning convention; e.g. 0.5), overriding ``sigma_mm`` where known.
@@ -135,6 +141,7 @@ class TaskConfig:
 
     name: str = "multitask"
     line_channels: list[str] = field(default_factory=lambda: ["2ch", "4ch"])
+    stack_line: str = "all"
     sigma_mm: float = 7.56
     sigma_thickness_factor: float | None = None
     alpha: float = 1.0

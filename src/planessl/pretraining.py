@@ -14,7 +14,7 @@ from planessl.models.backbone import PRESETS
 def sample_spec(cfg: PretrainConfig):
     """The :class:`~planessl.data.SampleSpec` of a configuration (preset size/spacing
     unless the data section overrides them)."""
-    from planessl.data.pretrain import SampleSpec
+    from planessl.data.pretrain import STACK_LINES, SampleSpec
     from planessl.tasks.multitask import task_weights
     from planessl.tasks.registry import task_needs
 
@@ -29,6 +29,9 @@ def sample_spec(cfg: PretrainConfig):
         raise PlaneSSLError(f"data.image_size {size} must be divisible by {2 ** depth} "
                             f"(the backbone pools {depth} times)")
     lo, hi = cfg.data.clip_percentiles
+    if cfg.task.stack_line not in STACK_LINES:
+        raise PlaneSSLError(f"task.stack_line must be one of {', '.join(STACK_LINES)}, got "
+                            f"{cfg.task.stack_line!r}")
     return SampleSpec(input_views=tuple(cfg.data.input_views),
                       line_channels=tuple(cfg.task.line_channels) if needs.lines else (),
                       slice_location=needs.slice_location, image_size=size,
@@ -36,7 +39,8 @@ def sample_spec(cfg: PretrainConfig):
                       sigma_mm=cfg.task.sigma_mm,
                       sigma_thickness_factor=cfg.task.sigma_thickness_factor,
                       clip_percentiles=(lo, hi), pretext_input=needs.pretext_input,
-                      region_channels=tuple(cfg.task.line_channels) if needs.regions else ())
+                      region_channels=tuple(cfg.task.line_channels) if needs.regions else (),
+                      stack_line=cfg.task.stack_line)
 
 
 def open_caches(cache: str | Path | Cache | Sequence[str | Path | Cache] | None,

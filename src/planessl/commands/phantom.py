@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "phantom", help="write synthetic multi-view cardiac MR subjects",
         description="Write synthetic cine cardiac MR subjects (SAX stack, 2CH, 3CH, 4CH, "
-                    "labels) as DICOM (Kaggle DSB layout), UK Biobank NIfTI or ACDC.")
+                    "labels; with --localizers also their localizers) as DICOM (Kaggle DSB "
+                    "layout), UK Biobank NIfTI or ACDC.")
     p.add_argument("--subjects", type=int, required=True, help="number of subjects")
     p.add_argument("--format", default="dicom", help="dicom | ukbb | acdc (default dicom)")
     p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier "
@@ -38,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=None, help="frames per cycle (default: preset)")
     p.add_argument("--breath-hold-mm", type=float, default=0.0,
                    help="sd of breath-hold misregistration between series, mm (default 0)")
+    p.add_argument("--localizers", action="store_true",
+                   help="also write the localizers acquired before the cines: pseudo-2CH and "
+                        "pseudo-4CH single slices and a SAX localizer stack (single frame, "
+                        "thick slices, larger planning errors; views loc_2ch, loc_4ch, loc_sax; "
+                        "DICOM only). The cines are the same with or without them")
     p.set_defaults(func=run)
 
 
@@ -56,9 +62,16 @@ def _check(args: argparse.Namespace) -> dict:
         raise PlaneSSLError(f"--frames must be 2 or more, got {args.frames}")
     if args.breath_hold_mm < 0:
         raise PlaneSSLError(f"--breath-hold-mm must be 0 or more, got {args.breath_hold_mm}")
-    return {"subjects": args.subjects, "format": args.format, "seed": args.seed,
-            "preset": args.preset, "frames": args.frames,
-            "breath_hold_mm": args.breath_hold_mm}
+    localizers = bool(getattr(args, "localizers", False))
+    if localizers and args.format != "dicom":
+        raise PlaneSSLError(f"--localizers are written as DICOM only, not --format "
+                            f"{args.format}")
+    config = {"subjects": args.subjects, "format": args.format, "seed": args.seed,
+              "preset": args.preset, "frames": args.frames,
+              "breath_hold_mm": args.breath_hold_mm}
+    if localizers:  # only when asked: run files of runs without them stay as they were
+        config["localizers"] = True
+    return config
 
 
 def _names(config: dict) -> list[str]:
@@ -87,7 +100,8 @@ def _prepare_out(out: Path, config: dict) -> set[str]:
         except (OSError, ValueError):
             previous = None
     same = previous is not None and all(previous.get(k) == config[k] for k in
-                                        ("format", "seed", "preset", "frames", "breath_hold_mm"))
+                                        ("format", "seed", "preset", "frames", "breath_hold_mm")) \
+        and previous.get("localizers", False) == config.get("localizers", False)
     if not same:
         raise PlaneSSLError(f"{out}: output folder is not empty and holds no earlier run of "
                             f"this command with the same format, seed and preset; choose a "
@@ -111,7 +125,8 @@ def _write_one(job: tuple[int, dict, str]) -> str:
 
     index, config, out = job
     study = make_study(config["seed"], index, config["preset"], frames=config["frames"],
-                       breath_hold_mm=config["breath_hold_mm"])
+                       breath_hold_mm=config["breath_hold_mm"],
+                       localizers=config.get("localizers", False))
     path = write_subject(study, out, config["format"], index, subject_info(config["seed"], index))
     return path.name
 

@@ -26,7 +26,7 @@ from planessl.data.transforms import (PlaneAugment, input_plane, normalise_inten
                                       resample_to_plane)
 from planessl.errors import PlaneSSLError
 from planessl.geometry import Plane, intersection_line
-from planessl.study import Series, Study
+from planessl.study import Series, Study, mid_slice_index
 from planessl.targets import line_heatmap, slice_location_targets
 
 
@@ -49,6 +49,9 @@ class SampleSpec:
             (a second augmented view ``image2``; both views intensity-jittered).
         region_channels: view types whose planes cut the image into anatomical regions
             (target ``regions``, Bai et al.); empty: none.
+        stack_line: the planes of a multi-slice series of a line channel's view: ``all``
+            (every slice) or ``mid`` (its middle slice only, :func:`mid_slice_index`: the
+            mid-ventricular SAX slice, one line with its ``line_abc``).
     """
 
     input_views: tuple[str, ...] = ("sax",)
@@ -61,9 +64,31 @@ class SampleSpec:
     clip_percentiles: tuple[float, float] = (1.0, 99.0)
     pretext_input: str = "image"
     region_channels: tuple[str, ...] = ()
+    stack_line: str = "all"
 
 
 PRETEXT_INPUTS = ("image", "rotation", "genesis", "two_views")
+#: Values of :attr:`SampleSpec.stack_line`.
+STACK_LINES = ("all", "mid")
+
+
+def channel_planes(study: Study, view: str, exclude: Series | None = None,
+                   stack_line: str = "all") -> list[Plane]:
+    """Planes whose lines make the line channel of ``view``: those of every series of that
+    view with known spacing except ``exclude`` (the input's own series); of a multi-slice
+    series, every slice (``stack_line="all"``) or its middle slice (``"mid"``)."""
+    if stack_line not in STACK_LINES:
+        raise PlaneSSLError(f"stack_line must be one of {', '.join(STACK_LINES)}, got "
+                            f"{stack_line!r}")
+    out: list[Plane] = []
+    for s in study.series:
+        if s.view != view or not s.spacing_known or s is exclude:
+            continue
+        if stack_line == "mid" and len(s.planes) > 1:
+            out.append(s.planes[mid_slice_index(s.planes)])
+        else:
+            out.extend(s.planes)
+    return out
 
 
 def input_images(study: Study, input_views: Sequence[str]) -> list[tuple[int, int, int]]:
@@ -111,9 +136,7 @@ def make_sample(study: Study, series_idx: int, slice_idx: int, frame: int, spec:
     abc = np.full((n_ch, 3), np.nan, dtype=np.float32)
     if series.spacing_known:  # nominal geometry has no true lines
         for c, view in enumerate(spec.line_channels):
-            others: list[Plane] = [p for s in study.series
-                                   if s.view == view and s.spacing_known and s is not series
-                                   for p in s.planes]
+            others = channel_planes(study, view, series, spec.stack_line)
             if not others:
                 continue
             sigma = spec.sigma_mm
