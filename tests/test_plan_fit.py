@@ -107,7 +107,7 @@ def test_parallel_slices_of_a_stack_determine_the_plane(rng):
     distinct: they determine the plane."""
     for _ in range(10):
         q = random_rotation(rng)
-        stack = [plane_at(HEART + k * 10.0 * q[:, 2] + rng.normal(0, 2, 3) * 0, q[:, 0], q[:, 1],
+        stack = [plane_at(HEART + k * 10.0 * q[:, 2], q[:, 0], q[:, 1],
                           (2.0, 2.0), (128, 128)) for k in range(-4, 5)]
         target = plane_at(HEART + rng.normal(0, 5, 3), q[:, 2] + 0.3 * q[:, 0], q[:, 1],
                           (1.8, 1.8))
@@ -239,3 +239,15 @@ def test_plane_errors_metric():
     shifted = plane_at(HEART + [0, 0, -5.0], [0, 1, 0], [1, 0, 0])  # flipped normal too
     angle, dist = plane_errors(shifted, target)
     assert angle < 1e-9 and dist == pytest.approx(5.0)
+
+
+def test_lines_that_do_not_lie_in_one_plane_can_be_refused():
+    d, e = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    seg = lambda p, v: (p - 100 * v, p + 100 * v)  # noqa: E731
+    up = HEART + [0, 0, 30]
+    skew = [Line3D(HEART, d, seg(HEART, d)), Line3D(up, e, seg(up, e))]
+    loose = fit_plane(skew)
+    assert loose.ok and loose.residual_rms_mm == pytest.approx(15.0, rel=1e-6)
+    strict = fit_plane(skew, max_residual_rms_mm=10.0)
+    assert not strict.ok and "do not lie in one plane: 15.0 mm" in strict.reason
+    assert strict.plane is not None and strict.image_position is None

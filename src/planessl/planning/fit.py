@@ -46,6 +46,8 @@ from planessl.geometry import Line, Plane, line_endpoints
 
 #: Minimum rms extent (mm) of the lines across their main direction for a plane to be fitted.
 DEFAULT_MIN_SPREAD_MM = 10.0
+#: Largest rms distance (mm) of the lines from the fitted plane that ``planessl plan`` accepts.
+DEFAULT_MAX_RESIDUAL_RMS_MM = 10.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,7 +131,8 @@ class PlaneFit:
         reason: why not (``None`` when ``ok``).
         n_lines: lines used.
         sources: names of the images the lines come from.
-        plane: the proposed plane (centre of its field of view at ``centre``).
+        plane: the proposed plane (centre of its field of view at ``centre``); also set,
+            with ``ok`` false, for a plane rejected for its residual.
         normal, centre: unit normal and centre point (LPS, mm).
         residual_rms_mm: rms distance of the line segments from the plane.
         max_residual_mm: largest distance of a segment end point from the plane.
@@ -151,13 +154,15 @@ class PlaneFit:
 
     @property
     def image_position(self) -> list[float] | None:
-        """DICOM ImagePositionPatient: centre of the proposed plane's first pixel (mm)."""
-        return None if self.plane is None else [float(x) for x in self.plane.origin]
+        """DICOM ImagePositionPatient: centre of the proposed plane's first pixel (mm);
+        ``None`` unless ``ok``."""
+        return None if not self.ok or self.plane is None else [float(x) for x in self.plane.origin]
 
     @property
     def image_orientation(self) -> list[float] | None:
-        """DICOM ImageOrientationPatient: row direction, then column direction."""
-        if self.plane is None:
+        """DICOM ImageOrientationPatient: row direction, then column direction; ``None``
+        unless ``ok``."""
+        if not self.ok or self.plane is None:
             return None
         return [float(x) for x in self.plane.row_dir] + [float(x) for x in self.plane.col_dir]
 
@@ -176,7 +181,8 @@ class PlaneFit:
         return out
 
 
-def _in_plane_axes(normal: np.ndarray, reference: Plane | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _in_plane_axes(normal: np.ndarray, reference: Plane | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(row, col, normal)``: right-handed (row x col = normal), row following the
     reference's row direction (its column direction when the row is along the normal)."""
     n = normal / np.linalg.norm(normal)
@@ -199,6 +205,7 @@ def _in_plane_axes(normal: np.ndarray, reference: Plane | None) -> tuple[np.ndar
 
 def fit_plane(lines: Sequence[Line3D | None], reference: Plane | None = None,
               min_spread_mm: float = DEFAULT_MIN_SPREAD_MM,
+              max_residual_rms_mm: float | None = None,
               shape: tuple[int, int] | None = None,
               spacing: tuple[float, float] | None = None) -> PlaneFit:
     """Fit the plane that contains ``lines`` (see the module for the method).
@@ -210,11 +217,14 @@ def fit_plane(lines: Sequence[Line3D | None], reference: Plane | None = None,
             to the normal, 256 x 256 pixels of 1 mm.
         min_spread_mm: refuse lines whose segments span less than this (rms, mm) across
             their main direction.
+        max_residual_rms_mm: refuse lines farther than this (rms, mm) from the best plane:
+            they do not lie in one plane (``None``: no limit).
         shape, spacing: of the proposed plane (default: the reference's).
 
     Returns:
         A :class:`PlaneFit`; ``ok`` is ``False`` with a ``reason`` when fewer than two lines
-        are given or they do not determine a plane.
+        are given, they do not determine a plane, or they do not lie in one (then the
+        rejected plane is still given, for inspection).
     """
     usable = [ln for ln in lines if ln is not None]
     sources = [ln.source for ln in usable]
@@ -263,6 +273,12 @@ def fit_plane(lines: Sequence[Line3D | None], reference: Plane | None = None,
     s1 = np.array([float(plane.normal @ (ln.segment[1] - centre)) for ln in usable])
     stats["residual_rms_mm"] = float(np.sqrt(max(0.0, w @ ((s0 * s0 + s0 * s1 + s1 * s1) / 3))))
     max_res = float(np.max(np.maximum(np.abs(s0), np.abs(s1))))
+    if max_residual_rms_mm is not None and stats["residual_rms_mm"] > max_residual_rms_mm:
+        return PlaneFit(ok=False, reason=(
+            f"the {n} lines do not lie in one plane: {stats['residual_rms_mm']:.1f} mm (rms) "
+            f"from the best one (accepts <= {max_residual_rms_mm:g} mm)"),
+            plane=plane, normal=np.array(plane.normal), centre=centre, max_residual_mm=max_res,
+            **stats)
     return PlaneFit(ok=True, plane=plane, normal=np.array(plane.normal), centre=centre,
                     max_residual_mm=max_res, **stats)
 
