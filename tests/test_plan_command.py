@@ -48,6 +48,17 @@ def test_oracle_recovers_the_acquired_long_axis_planes_from_sax(study_cache, cap
     assert not list(tmp_path.glob(".*"))  # written atomically: no temporary left
 
 
+def test_oracle_on_a_dicom_folder(tmp_path, capsys):
+    from planessl.phantom.writers import write_dicom
+
+    write_dicom(make_study(3, 1), tmp_path / "exam")
+    out = run_json(capsys, ["plan", str(tmp_path / "exam"), "--oracle", "--inputs", "sax",
+                            "--targets", "2ch,4ch", "--json"])
+    assert out["source"].startswith("dicom folder")
+    for t in out["targets"].values():
+        assert t["ok"] and t["acquired"]["angle_deg"] < 0.5 and t["acquired"]["distance_mm"] < 0.5
+
+
 def test_oracle_text_report(study_cache, capsys):
     capsys.readouterr()
     assert main(["plan", str(study_cache), "--oracle", "--inputs", "sax",
