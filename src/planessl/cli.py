@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "pretrain",
     "finetune",
     "predict",
+    "plan",
     "evaluate",
     "experiment",
 )

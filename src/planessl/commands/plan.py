@@ -1,0 +1,93 @@
+"""``planessl plan``: propose the standard views' planes from lines on input images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from planessl.geometry import DEFAULT_PARALLEL_TOLERANCE_DEG
+
+
+def _views(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "plan", help="propose the target views' planes (2CH, 3CH, 4CH, SAX) from localizers",
+        description="View planning. On every input image (the study's localizer series, "
+                    "views loc_*, or the views given by --inputs) get each target view's line "
+                    "(predicted by a `planessl pretrain --task lines` model, or with --oracle "
+                    "the true line of the acquired target plane), lift the lines into 3D and "
+                    "fit each target plane to them by least squares. Prints the proposed "
+                    "plane as DICOM ImagePositionPatient / ImageOrientationPatient and, when "
+                    "the study holds that view, the angle (deg) and distance (mm, from the "
+                    "acquired view's centre) to the acquired plane. A target whose lines do "
+                    "not determine a plane is reported, not guessed.")
+    p.add_argument("study", metavar="STUDY",
+                   help="a planessl cache (with --study ID unless it holds one study), or a "
+                        "DICOM / NIfTI folder of one study (any layout `planessl ingest` reads)")
+    p.add_argument("--study", dest="study_id", metavar="ID", help="study id in the cache")
+    p.add_argument("--model", metavar="RUN", help="a `planessl pretrain` run folder with line "
+                                                   "heads (task lines or multitask)")
+    p.add_argument("--oracle", action="store_true",
+                   help="use the true lines of the acquired target planes (checks lifting and "
+                        "fitting on real headers; the upper bound of a model)")
+    p.add_argument("--inputs", type=_views, metavar="VIEW[,VIEW...]",
+                   help="input view types or series names (default: the localizer series, "
+                        "views loc_*); e.g. --inputs sax plans the long-axis views from the "
+                        "SAX stack")
+    p.add_argument("--targets", type=_views, metavar="VIEW[,VIEW...]",
+                   help="target views (default: the model's line channels; with --oracle the "
+                        "views among 2ch,3ch,4ch,sax that the study holds beside the inputs)")
+    p.add_argument("--png", metavar="OUT.png", help="draw the proposed lines on the input images")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--min-spread", type=float, default=None, metavar="MM",
+                   help="refuse lines that lie within this rms distance (mm) of one line in "
+                        "space (default 10)")
+    p.add_argument("--max-residual", type=float, default=None, metavar="MM",
+                   help="refuse lines farther than this rms distance (mm) from the best plane "
+                        "(they do not lie in one plane; default 10; 0: no limit)")
+    p.add_argument("--min-peak", type=float, default=None, metavar="P",
+                   help="model heatmap peak below which an image holds no line (default 0.5)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_PARALLEL_TOLERANCE_DEG,
+                   metavar="DEG", help="--oracle: images closer than this angle to the target "
+                                       "are parallel (default %(default)s degrees)")
+    p.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from planessl.errors import PlaneSSLError
+    from planessl.planning.fit import DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPREAD_MM
+    from planessl.planning.plan import format_result, open_study, plan, plot_plan
+
+    if args.oracle and args.model:
+        raise PlaneSSLError("give either --model or --oracle, not both")
+    if not args.oracle and not args.model:
+        raise PlaneSSLError("give a line model with --model RUN (a `planessl pretrain --task "
+                            "lines` run), or --oracle")
+    model = None
+    if args.model:
+        from planessl.planning.model import LineModel
+
+        model = LineModel(args.model, device=args.device)
+    study, source = open_study(args.study, args.study_id)
+    spread = DEFAULT_MIN_SPREAD_MM if args.min_spread is None else args.min_spread
+    result = plan(study, source, inputs=args.inputs, model=model, oracle=args.oracle,
+                  targets=args.targets, min_spread_mm=spread,
+                  max_residual_rms_mm=(DEFAULT_MAX_RESIDUAL_RMS_MM if args.max_residual is None
+                                   else args.max_residual or None),
+                  min_peak=args.min_peak, tolerance_deg=args.tolerance)
+    if args.png:
+        plot_plan(result, args.png)
+    if args.json:
+        out = result.to_dict()
+        if args.png:
+            out["png"] = str(args.png)
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_result(result))
+        if args.png:
+            print(f"\nwrote {args.png}")
+    return 0
