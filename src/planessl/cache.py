@@ -85,6 +85,7 @@ def write_study(cache_dir: str | Path, study: Study, source_hash: str | None = N
                 np.save(tmp / f"{s.name}.labels.npy", np.ascontiguousarray(s.labels, dtype=np.uint8))
         meta = {"schema_version": SCHEMA_VERSION, "id": study.id, "group": study.group,
                 "targets": dict(study.targets), "source_hash": source_hash,
+                **({"laterality": study.laterality} if study.laterality else {}),
                 "series": [_series_meta(s) for s in study.series]}
         (tmp / "study.json").write_text(json.dumps(meta, indent=1))
         final = root / study.id
@@ -198,7 +199,7 @@ class Cache:
                 frame_times=s["frame_times"], ed_frame=s["ed_frame"], es_frame=s["es_frame"],
                 spacing_known=s["spacing_known"], view_reason=s.get("view_reason", "")))
         return Study(id=meta["id"], series=series, targets=dict(meta.get("targets", {})),
-                     group=meta.get("group", "cardiac"))
+                     group=meta.get("group", "cardiac"), laterality=meta.get("laterality"))
 
 
 def write_cache(cache_dir: str | Path, studies: list[Study]) -> "Cache":

@@ -137,6 +137,10 @@ class TaskConfig:
             of different studies are positives).
         position_threshold: ``pcl``: slices whose relative locations differ by less than
             this are positives.
+        knee_laterality: ``right`` or ``left``: the knee assumed for knee studies that do
+            not record which knee they image (DICOM Laterality, ImageLaterality or a side
+            named in BodyPartExamined / the series description); it decides which end of a
+            sagittal stack is medial (slice location 0) and which lateral (1).
     """
 
     name: str = "multitask"
@@ -151,6 +155,7 @@ class TaskConfig:
     projection_dim: int = 128
     partitions: int = 4
     position_threshold: float = 0.1
+    knee_laterality: str = "right"
 
 
 @dataclass

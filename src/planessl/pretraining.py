@@ -32,6 +32,9 @@ def sample_spec(cfg: PretrainConfig):
     if cfg.task.stack_line not in STACK_LINES:
         raise PlaneSSLError(f"task.stack_line must be one of {', '.join(STACK_LINES)}, got "
                             f"{cfg.task.stack_line!r}")
+    if cfg.task.knee_laterality not in ("left", "right"):
+        raise PlaneSSLError(f"task.knee_laterality must be left or right, got "
+                            f"{cfg.task.knee_laterality!r}")
     return SampleSpec(input_views=tuple(cfg.data.input_views),
                       line_channels=tuple(cfg.task.line_channels) if needs.lines else (),
                       slice_location=needs.slice_location, image_size=size,
@@ -40,7 +43,8 @@ def sample_spec(cfg: PretrainConfig):
                       sigma_thickness_factor=cfg.task.sigma_thickness_factor,
                       clip_percentiles=(lo, hi), pretext_input=needs.pretext_input,
                       region_channels=tuple(cfg.task.line_channels) if needs.regions else (),
-                      stack_line=cfg.task.stack_line)
+                      stack_line=cfg.task.stack_line,
+                      knee_laterality=cfg.task.knee_laterality)
 
 
 def open_caches(cache: str | Path | Cache | Sequence[str | Path | Cache] | None,

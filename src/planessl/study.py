@@ -7,6 +7,7 @@ and tasks consume them. Nothing here holds PHI: ids are opaque.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -26,6 +27,13 @@ LOCALIZER_OF = {"2ch": "loc_2ch", "4ch": "loc_4ch", "sax": "loc_sax"}
 #: Stacks of parallel slices (ordered base -> apex).
 STACK_VIEWS = ("sax", "loc_sax")
 KNEE_VIEWS = ("sagittal", "coronal", "axial")
+#: Views whose multi-slice series carry a slice-location target (0 and 1 at anatomically
+#: defined ends, see :func:`slice_direction`).
+SLICE_LOCATION_VIEWS = ("sax",) + KNEE_VIEWS
+#: Knee side assumed when a knee study does not say which knee it is (``laterality``
+#: unknown): medial -> lateral of a sagittal stack then runs toward the patient's right.
+DEFAULT_KNEE_LATERALITY = "right"
+LATERALITIES = ("left", "right")
 VIEW_TYPES = CARDIAC_VIEWS + LOCALIZER_VIEWS + KNEE_VIEWS + ("other",)
 
 #: ACDC label convention used for every cardiac label map in planessl.
@@ -100,12 +108,16 @@ class Study:
         targets: study-level labels for classification, e.g. ``{"class": 2}`` or
             ``{"abnormal": 1, "acl": 0, "meniscus": 1}``.
         group: ``"cardiac"`` or ``"knee"``.
+        laterality: which knee a knee study images, ``"left"``, ``"right"`` or ``None``
+            (unknown: :data:`DEFAULT_KNEE_LATERALITY` or a configured default is assumed
+            where medial/lateral matters).
     """
 
     id: str
     series: list[Series]
     targets: dict[str, int] = field(default_factory=dict)
     group: str = "cardiac"
+    laterality: str | None = None
 
     def views(self, view: str) -> list[Series]:
         """All series of one view type (in order)."""
@@ -148,3 +160,42 @@ def mid_slice_index(planes: Sequence[Plane]) -> int:
     mid = 0.5 * (pos[0] + pos[-1])
     dist = np.abs(pos - mid)
     return int(np.flatnonzero(dist <= dist.min() + 1e-6)[0])
+
+
+def normalise_laterality(text: str | None) -> str | None:
+    """``"left"`` / ``"right"`` from a DICOM Laterality / ImageLaterality value (``L``,
+    ``R``) or free text that names one side (``"LEFT KNEE"``, ``"knee_rt"``); ``None`` when
+    it names neither or both (``B``: bilateral)."""
+    if not text:
+        return None
+    words = set(re.split(r"[^a-z]+", str(text).lower()))
+    left = bool(words & {"l", "left", "lt", "links", "gauche", "sinister"})
+    right = bool(words & {"r", "right", "rt", "rechts", "droit", "droite", "dexter"})
+    if left == right:
+        return None
+    return "left" if left else "right"
+
+
+def slice_direction(view: str, laterality: str | None = None) -> np.ndarray | None:
+    """Unit LPS direction from relative slice location 0 to 1 for a stack of ``view``.
+
+    Cardiac SAX: base -> apex (:data:`planessl.geometry.CARDIAC_APEX_DIRECTION`). Knee
+    (LPS: +x patient left, +y posterior, +z superior): ``sagittal`` medial -> lateral, i.e.
+    toward the patient's right (-x) for a right knee and left (+x) for a left knee
+    (``laterality`` ``None``: :data:`DEFAULT_KNEE_LATERALITY`); ``coronal`` posterior ->
+    anterior (-y); ``axial`` inferior -> superior (+z). ``None`` for other views.
+    """
+    from planessl.geometry import CARDIAC_APEX_DIRECTION
+
+    if view in ("sax", "loc_sax"):
+        return np.asarray(CARDIAC_APEX_DIRECTION, dtype=np.float64)
+    if view == "sagittal":
+        side = laterality or DEFAULT_KNEE_LATERALITY
+        if side not in LATERALITIES:
+            raise ValueError(f"laterality must be one of {', '.join(LATERALITIES)}, got {side!r}")
+        return np.array([-1.0, 0.0, 0.0]) if side == "right" else np.array([1.0, 0.0, 0.0])
+    if view == "coronal":
+        return np.array([0.0, -1.0, 0.0])
+    if view == "axial":
+        return np.array([0.0, 0.0, 1.0])
+    return None

@@ -13,6 +13,7 @@ from planessl.data.loader import EpochLoader
 from planessl.data.pretrain import EpochSampler, PretrainDataset, SampleSpec
 from planessl.data.transforms import PlaneAugment
 from planessl.errors import PlaneSSLError
+from planessl.study import SLICE_LOCATION_VIEWS
 
 
 def split_ids(ids: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -37,10 +38,31 @@ def _view_counts(caches: Sequence[Cache]) -> str:
     return ", ".join(f"{v} ({n} studies)" for v, n in sorted(present.items())) or "none"
 
 
-def _has_stack(entry: dict) -> bool:
-    """A SAX stack of two or more slices (per series) in the study."""
-    sax = entry["views"].get("sax", {})
-    return sax.get("slices", 0) >= 2 * sax.get("series", 1)
+def _has_stack(entry: dict, input_views: Sequence[str] = ("sax",)) -> bool:
+    """A stack of two or more slices (per series) of a slice-location view
+    (:data:`planessl.study.SLICE_LOCATION_VIEWS`: SAX, knee sagittal / coronal / axial)
+    among ``input_views`` in the study."""
+    for view in input_views:
+        if view not in SLICE_LOCATION_VIEWS:
+            continue
+        v = entry["views"].get(view, {})
+        if v.get("slices", 0) >= 2 * v.get("series", 1):
+            return True
+    return False
+
+
+def _has_geometry(cache: Cache, views: Sequence[str]) -> bool | None:
+    """Whether some study of the cache has a series of ``views`` with known geometry
+    (``None``: no study has those views at all). Stops at the first such series."""
+    seen = False
+    for e in cache.entries:
+        if not any(v in e["views"] for v in views):
+            continue
+        seen = True
+        if any(s["view"] in views and s.get("spacing_known", True)
+               for s in cache.meta(e["id"])["series"]):
+            return True
+    return False if seen else None
 
 
 def check_caches(caches: Sequence[Cache], input_views: Sequence[str],
@@ -72,23 +94,30 @@ def check_caches(caches: Sequence[Cache], input_views: Sequence[str],
                             f"besides the input; the "
                             f"{'cache has' if len(caches) == 1 else 'caches have'} none of them "
                             f"(views: {have})")
-    if slice_location and ("sax" not in input_views
-                           or not any(_has_stack(e) for c in caches for e in c.entries)):
-        raise PlaneSSLError(f"{names}: the task needs SAX stacks of two or more "
-                            f"slices as inputs (input views: {', '.join(input_views)}; "
-                            f"views: {have})")
+    if line_channels:
+        geometry = [_has_geometry(c, line_channels) for c in caches]
+        if not any(geometry):
+            raise PlaneSSLError(f"{names}: the line task is not available: the views "
+                                f"{', '.join(line_channels)} carry no geometry (e.g. MRNet "
+                                f".npy files hold no positions or orientations), so no "
+                                f"intersection lines can be computed; use task.name=slices")
+    if slice_location and not any(_has_stack(e, input_views) for c in caches for e in c.entries):
+        stack_views = ", ".join(v for v in SLICE_LOCATION_VIEWS)
+        raise PlaneSSLError(f"{names}: the task needs stacks of two or more slices of a "
+                            f"slice-location view ({stack_views}) as inputs (input views: "
+                            f"{', '.join(input_views)}; views: {have})")
     if not line_channels and not slice_location:  # the input image alone is the target
         return usable
     for cache, ids in zip(caches, usable):
         entries = [cache.entry(i) for i in ids]
         lines = bool(line_channels) and any(v in e["views"] for e in entries for v in line_channels)
-        stacks = slice_location and "sax" in input_views and any(_has_stack(e) for e in entries)
+        stacks = slice_location and any(_has_stack(e, input_views) for e in entries)
         if not (lines or stacks):
             wanted = []
             if line_channels:
                 wanted.append(f"a line (view {', '.join(line_channels)} beside the input)")
             if slice_location:
-                wanted.append("a slice location (a SAX stack of two or more slices)")
+                wanted.append("a slice location (a stack of two or more slices)")
             raise PlaneSSLError(f"{cache.path}: no study gives a target for this task "
                                 f"({' or '.join(wanted)}; views in the cache: "
                                 f"{_view_counts([cache])}); drop this cache or change the task")

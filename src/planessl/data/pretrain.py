@@ -26,7 +26,8 @@ from planessl.data.transforms import (PlaneAugment, input_plane, normalise_inten
                                       resample_to_plane)
 from planessl.errors import PlaneSSLError
 from planessl.geometry import Plane, intersection_line
-from planessl.study import Series, Study, mid_slice_index
+from planessl.study import (DEFAULT_KNEE_LATERALITY, SLICE_LOCATION_VIEWS, Series, Study,
+                            mid_slice_index, slice_direction)
 from planessl.targets import line_heatmap, slice_location_targets
 
 
@@ -52,6 +53,9 @@ class SampleSpec:
         stack_line: the planes of a multi-slice series of a line channel's view: ``all``
             (every slice) or ``mid`` (its middle slice only, :func:`mid_slice_index`: the
             mid-ventricular SAX slice, one line with its ``line_abc``).
+        knee_laterality: the knee (``left`` / ``right``) assumed for a knee study that does
+            not say which it is (:attr:`planessl.study.Study.laterality`): it decides
+            which end of a sagittal stack is medial.
     """
 
     input_views: tuple[str, ...] = ("sax",)
@@ -65,6 +69,7 @@ class SampleSpec:
     pretext_input: str = "image"
     region_channels: tuple[str, ...] = ()
     stack_line: str = "all"
+    knee_laterality: str = DEFAULT_KNEE_LATERALITY
 
 
 PRETEXT_INPUTS = ("image", "rotation", "genesis", "two_views")
@@ -100,15 +105,19 @@ def input_images(study: Study, input_views: Sequence[str]) -> list[tuple[int, in
     return out
 
 
-def _series_slice_targets(series: Series) -> np.ndarray | None:
-    """Relative slice location (0 base, 1 apex) of each slice of a SAX series. Without a
-    known spacing the geometry is nominal, so the stored base-to-apex order is used."""
-    if series.view != "sax" or series.n_slices < 2:
+def _series_slice_targets(series: Series, laterality: str | None = None) -> np.ndarray | None:
+    """Relative slice location of each slice of a stack (:data:`SLICE_LOCATION_VIEWS`): SAX
+    0 base, 1 apex; knee sagittal 0 medial, 1 lateral (``laterality``: which knee; ``None``:
+    :data:`DEFAULT_KNEE_LATERALITY`), coronal 0 posterior, 1 anterior, axial 0 inferior,
+    1 superior (:func:`planessl.study.slice_direction`). Without a known spacing the
+    geometry is nominal, so the stored order is used (MRNet: as the files hold them)."""
+    if series.view not in SLICE_LOCATION_VIEWS or series.n_slices < 2:
         return None
     if not series.spacing_known:
         return np.linspace(0.0, 1.0, series.n_slices, dtype=np.float32)
     try:
-        return slice_location_targets(series.planes)
+        return slice_location_targets(series.planes,
+                                      toward=slice_direction(series.view, laterality))
     except PlaneSSLError:
         return None
 
@@ -153,7 +162,7 @@ def make_sample(study: Study, series_idx: int, slice_idx: int, frame: int, spec:
     slice_target = np.zeros(1, dtype=np.float32)
     slice_mask = np.zeros(1, dtype=np.float32)
     if spec.slice_location:
-        rel = _series_slice_targets(series)
+        rel = _series_slice_targets(series, study.laterality or spec.knee_laterality)
         if rel is not None:
             slice_target[0], slice_mask[0] = rel[slice_idx], 1.0
     sample = {"lines": torch.from_numpy(lines),

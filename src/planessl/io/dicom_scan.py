@@ -28,6 +28,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from planessl.errors import GeometryError, InputFileError
 from planessl.geometry import Plane
+from planessl.study import normalise_laterality
 from planessl.io.dicom_fast import read_fast_header
 from planessl.io.dicom import _frame_item, number_of_frames, pixel_frames, planes_from_dataset
 from planessl.io.sources import Skipped, SourceStudy, describe_error
@@ -41,7 +42,8 @@ SCAN_TAGS = [
     "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "BitsStored", "PixelRepresentation",
     "RescaleSlope", "RescaleIntercept", "PhotometricInterpretation",
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
-    "DirectoryRecordSequence", "PatientID", "StudyDate", "StudyTime",
+    "DirectoryRecordSequence", "PatientID", "StudyDate", "StudyTime", "Laterality",
+    "ImageLaterality",
 ]
 _NATIVE_LE = {ExplicitVRLittleEndian: False, ImplicitVRLittleEndian: True}
 _PIXEL_TAGS = {b"\xe0\x7f\x10\x00": "PixelData", b"\xe0\x7f\x08\x00": "FloatPixelData",
@@ -68,6 +70,7 @@ class ImageRecord:
     fast_pixels: tuple | None   # (offset, dtype, count) for a direct read, else None
     slope: float = 1.0
     intercept: float = 0.0
+    laterality: str | None = None  # "left" / "right" (knee) when the header says
     exam_hint: str = ""         # PatientID|StudyDate|StudyTime when none is blank, else ""
 
 
@@ -206,7 +209,8 @@ def _series_fields(ds: Dataset, path: Path) -> dict:
            _raw(ds, "SeriesDescription"), _raw(ds, "ProtocolName"), _raw(ds, "ImageType"),
            _raw(ds, "FrameOfReferenceUID"), _raw(ds, "SamplesPerPixel"),
            _raw(ds, "BodyPartExamined"), _raw(ds, "SeriesNumber"), _raw(ds, "PatientID"),
-           _raw(ds, "StudyDate"), _raw(ds, "StudyTime"))
+           _raw(ds, "StudyDate"), _raw(ds, "StudyTime"), _raw(ds, "Laterality"),
+           _raw(ds, "ImageLaterality"))
     hit = _SERIES_CACHE.get(key)
     if hit is not None:
         return hit
@@ -229,6 +233,11 @@ def _series_fields(ds: Dataset, path: Path) -> dict:
         "series_number": number, "text": text,
         "frame_of_reference": _text(ds, "FrameOfReferenceUID"),
         "knee": "knee" in (body + " " + text).lower(),
+        # Which knee: Laterality, else ImageLaterality, else a side named in the body part
+        # or the series name (None when nothing says; see normalise_laterality).
+        "laterality": (normalise_laterality(_text(ds, "Laterality"))
+                       or normalise_laterality(_text(ds, "ImageLaterality"))
+                       or normalise_laterality(body) or normalise_laterality(text)),
         "localizer": "LOCALIZER" in image_type.upper()}
     if len(_SERIES_CACHE) > _CACHE_LIMIT:
         _SERIES_CACHE.clear()

@@ -433,4 +433,7 @@ def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
     warning = _frame_warning(images, grouped_by) if series else None
     if warning is not None:
         skipped.append(warning)
-    return Study(id=study_id, series=series, group="knee" if knee else "cardiac")
+    sides = {r.laterality for r, _ in images if r.knee and r.laterality}
+    laterality = sides.pop() if knee and len(sides) == 1 else None  # both named: unknown
+    return Study(id=study_id, series=series, group="knee" if knee else "cardiac",
+                 laterality=laterality)
