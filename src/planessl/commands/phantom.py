@@ -44,10 +44,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "pseudo-4CH single slices and a SAX localizer stack (single frame, "
                         "thick slices, larger planning errors; views loc_2ch, loc_4ch, loc_sax; "
                         "DICOM only). The cines are the same with or without them")
+    p.add_argument("--anatomy", default="cardiac",
+                   help="cardiac (default) | knee: knee exams (sagittal, coronal, axial "
+                        "proton-density fat-suppressed stacks; targets abnormal, acl, meniscus, "
+                        "effusion rendered as lesions) as --format dicom (one series per "
+                        "stack, BodyPartExamined KNEE, Laterality), nifti (one file per stack "
+                        "+ phantom.json) or mrnet (NNNN.npy + label CSVs, no geometry)")
     p.set_defaults(func=run)
 
 
 def _check(args: argparse.Namespace) -> dict:
+    anatomy = getattr(args, "anatomy", "cardiac")
+    if anatomy not in ("cardiac", "knee"):
+        raise PlaneSSLError(f"unknown --anatomy {anatomy!r}; choose cardiac or knee")
+    if anatomy == "knee":
+        from planessl.phantom.writers import KNEE_FORMATS
+
+        if args.format not in KNEE_FORMATS:
+            raise PlaneSSLError(f"knee phantoms are written as {', '.join(KNEE_FORMATS)}, not "
+                                f"--format {args.format}")
+        if getattr(args, "localizers", False):
+            raise PlaneSSLError("--localizers are cardiac; knee phantoms have none")
+        if args.subjects < 0 or args.workers < 1 or args.preset not in PRESET_NAMES:
+            raise PlaneSSLError("--subjects must be >= 0, --workers >= 1, --preset small|full")
+        return {"subjects": args.subjects, "format": args.format, "seed": args.seed,
+                "preset": args.preset, "frames": None, "breath_hold_mm": 0.0,
+                "anatomy": "knee"}
     if args.subjects < 0:
         raise PlaneSSLError(f"--subjects must be 0 or more, got {args.subjects}")
     if args.format not in FORMATS:
@@ -75,8 +97,13 @@ def _check(args: argparse.Namespace) -> dict:
 
 
 def _names(config: dict) -> list[str]:
+    from planessl.phantom.knee import knee_study_id
     from planessl.phantom.subject import study_id
 
+    if config.get("anatomy") == "knee":
+        if config["format"] == "mrnet":
+            return ["train", "train-abnormal.csv", "train-acl.csv", "train-meniscus.csv"]
+        return [knee_study_id(config["seed"], k) for k in range(config["subjects"])]
     if config["format"] == "acdc":
         return [f"patient{k + 1:03d}" for k in range(config["subjects"])]
     return [study_id(config["seed"], k) for k in range(config["subjects"])]
@@ -101,7 +128,8 @@ def _prepare_out(out: Path, config: dict) -> set[str]:
             previous = None
     same = previous is not None and all(previous.get(k) == config[k] for k in
                                         ("format", "seed", "preset", "frames", "breath_hold_mm")) \
-        and previous.get("localizers", False) == config.get("localizers", False)
+        and previous.get("localizers", False) == config.get("localizers", False) \
+        and previous.get("anatomy", "cardiac") == config.get("anatomy", "cardiac")
     if not same:
         raise PlaneSSLError(f"{out}: output folder is not empty and holds no earlier run of "
                             f"this command with the same format, seed and preset; choose a "
@@ -124,6 +152,11 @@ def _write_one(job: tuple[int, dict, str]) -> str:
     from planessl.phantom.writers import write_subject
 
     index, config, out = job
+    if config.get("anatomy") == "knee":
+        from planessl.phantom.knee import make_knee_study
+
+        study = make_knee_study(config["seed"], index, config["preset"])
+        return write_subject(study, out, config["format"], index).name
     study = make_study(config["seed"], index, config["preset"], frames=config["frames"],
                        breath_hold_mm=config["breath_hold_mm"],
                        localizers=config.get("localizers", False))
@@ -154,6 +187,16 @@ def run(args: argparse.Namespace) -> int:
     tmp = out / (RUN_FILE + ".tmp")
     tmp.write_text(json.dumps({"config": config, "versions": _versions()}, indent=1) + "\n")
     os.replace(tmp, out / RUN_FILE)
+    if config.get("anatomy") == "knee" and config["format"] == "mrnet":
+        from planessl.phantom.knee import make_knee_study
+        from planessl.phantom.writers import write_mrnet
+
+        if done:  # MRNet files are numbered across the run: written in one go
+            shutil.rmtree(out / "train", ignore_errors=True)
+        write_mrnet([make_knee_study(config["seed"], k, config["preset"])
+                     for k in range(config["subjects"])], out)
+        print(f"{config['subjects']} knee exams written in the MRNet layout in {out}")
+        return 0
     names = _names(config)
     todo = [k for k in range(config["subjects"]) if names[k] not in done]
     jobs = [(k, config, str(out)) for k in todo]

@@ -6,6 +6,7 @@ layout) or ACDC folders.
 """
 
 from planessl.phantom.anatomy import CLASS_NAMES
+from planessl.phantom.knee import KNEE_TARGETS, make_knee_study
 from planessl.phantom.subject import PRESETS, make_anatomy, make_study, study_id
 
-__all__ = ["CLASS_NAMES", "PRESETS", "make_anatomy", "make_study", "study_id"]
+__all__ = ["KNEE_TARGETS", "make_knee_study", "CLASS_NAMES", "PRESETS", "make_anatomy", "make_study", "study_id"]

@@ -46,17 +46,22 @@ from planessl.geometry import Plane, affine_from_planes, stack_geometry
 from planessl.study import Series, Study
 
 FORMATS = ("dicom", "ukbb", "acdc")
+#: Formats of knee studies: DICOM (one series folder per stack), NIfTI (one file per stack)
+#: and MRNet (``{sagittal,coronal,axial}/NNNN.npy`` + label CSVs, no geometry).
+KNEE_FORMATS = ("dicom", "nifti", "mrnet")
 
 #: DICOM SeriesNumber of each view (SAX slices get SAX_SERIES_START + slice index).
-SERIES_NUMBERS = {"2ch": 2, "3ch": 3, "4ch": 4, "loc_2ch": 5, "loc_4ch": 6, "loc_sax": 7}
+SERIES_NUMBERS = {"2ch": 2, "3ch": 3, "4ch": 4, "loc_2ch": 5, "loc_4ch": 6, "loc_sax": 7,
+                  "sagittal": 31, "coronal": 32, "axial": 33}
 SAX_SERIES_START = 10
 #: Views written as one series holding all their slices (the localizers).
-ONE_SERIES_VIEWS = ("loc_2ch", "loc_4ch", "loc_sax")
+ONE_SERIES_VIEWS = ("loc_2ch", "loc_4ch", "loc_sax", "sagittal", "coronal", "axial")
 #: DICOM SeriesDescription of each view (the localizers' as different scanners name them).
 SERIES_DESCRIPTIONS = {"sax": "CINE_segmented_SAX", "2ch": "CINE_segmented_LAX_2Ch",
                        "3ch": "CINE_segmented_LVOT", "4ch": "CINE_segmented_LAX_4Ch",
                        "loc_2ch": "LOC 2CH", "loc_4ch": "localizer_4ch",
-                       "loc_sax": "SAX LOC"}
+                       "loc_sax": "SAX LOC", "sagittal": "PD_FS_SAG", "coronal": "PD_FS_COR",
+                       "axial": "PD_FS_TRA"}
 #: planessl label -> UK Biobank label, per segmentation file kind.
 UKBB_SEG = {"seg": {3: 1, 2: 2, 1: 3},
             "seg4": {3: 1, 2: 2, 1: 3, 4: 4, 5: 5, 6: 6},
@@ -87,6 +92,9 @@ def _patient(study: Study) -> tuple[str, str]:
 
 
 def _targets_json(study: Study, series: Series) -> dict:
+    if study.group == "knee":
+        return {"id": study.id, "targets": dict(study.targets), "laterality": study.laterality,
+                "group": "knee"}
     return {"id": study.id, "targets": dict(study.targets), "ed_frame": series.ed_frame,
             "es_frame": series.es_frame, "frame_times_ms": series.frame_times,
             "labels": {"0": "background", "1": "RV", "2": "myocardium", "3": "LV", "4": "LA",
@@ -133,7 +141,7 @@ def write_dicom(study: Study, folder: str | Path) -> None:
             location = float(np.asarray(normal) @ plane.origin)
             pixels = _uint16(s.pixels[k])
             header = _dicom_template(plane, s, study_uid, series_uid, frame_uid, number, name,
-                                     pid, location)
+                                     pid, location, study.laterality)
             encoder = _SeriesEncoder(header)
             for f in range(s.n_frames):
                 instance = len(instance_numbers) + 1
@@ -210,7 +218,8 @@ def _file_meta(sop_uid: str) -> FileMetaDataset:
 
 
 def _dicom_template(plane: Plane, s: Series, study_uid: str, series_uid: str, frame_uid: str,
-                    number: int, name: str, pid: str, location: float) -> Dataset:
+                    number: int, name: str, pid: str, location: float,
+                    laterality: str | None = None) -> Dataset:
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NORM", "DIS2D"]
@@ -219,7 +228,12 @@ def _dicom_template(plane: Plane, s: Series, study_uid: str, series_uid: str, fr
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
     ds.Modality = "MR"
     ds.Manufacturer = "planessl phantom"
-    ds.StudyDescription = "Cardiac cine (synthetic)"
+    knee = s.view in ("sagittal", "coronal", "axial")
+    ds.StudyDescription = "Knee (synthetic)" if knee else "Cardiac cine (synthetic)"
+    if knee:
+        ds.BodyPartExamined = "KNEE"
+        if laterality:
+            ds.Laterality = laterality[0].upper()
     ds.SeriesDescription = SERIES_DESCRIPTIONS.get(s.view, s.view)
     ds.PatientName = name
     ds.PatientID = pid
@@ -354,6 +368,34 @@ def write_acdc(study: Study, folder: str | Path, patient: str,
     (folder / "Info.cfg").write_text(info)
 
 
+def write_knee_nifti(study: Study, folder: str | Path) -> None:
+    """A knee study as ``sagittal.nii.gz``, ``coronal.nii.gz``, ``axial.nii.gz`` (int16,
+    ``(X, Y, Z)``, sform from the planes) and ``phantom.json`` (targets, laterality)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in study.series:
+        _nifti(_volume(s, [0])[..., 0], s.planes, folder / f"{s.name}.nii.gz")
+    _write_json(folder / "phantom.json", _targets_json(study, study.series[0]))
+
+
+def write_mrnet(studies: list[Study], root: str | Path, split: str = "train") -> None:
+    """Knee studies in the MRNet layout: ``root/<split>/{sagittal,coronal,axial}/NNNN.npy``
+    (uint8, slices x H x W, each volume scaled to 0-255; slices in stack order) and
+    ``root/<split>-{abnormal,acl,meniscus}.csv``; exam numbers in the given order."""
+    root = Path(root)
+    for k, study in enumerate(studies):
+        for s in study.series:
+            folder = root / split / s.view
+            folder.mkdir(parents=True, exist_ok=True)
+            vol = np.asarray(s.pixels[:, 0], np.float32)
+            lo, hi = np.percentile(vol, [0.5, 99.5])
+            u8 = np.clip((vol - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+            np.save(folder / f"{k:04d}.npy", u8)
+    for t in ("abnormal", "acl", "meniscus"):
+        rows = "".join(f"{k:04d},{int(st.targets.get(t, 0))}\n" for k, st in enumerate(studies))
+        (root / f"{split}-{t}.csv").write_text(rows)
+
+
 # ----------------------------------------------------------------------------- helpers
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     # np.savez_compressed stamps zip entries with the current time; fix it for same bytes.
@@ -383,7 +425,7 @@ def write_subject(study: Study, out: str | Path, fmt: str, index: int = 0,
     Returns:
         The subject's folder.
     """
-    if fmt not in FORMATS:
+    if fmt not in FORMATS + ("nifti",):
         raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     out = Path(out)
     final = out / subject_folder_name(study, fmt, index)
@@ -394,6 +436,8 @@ def write_subject(study: Study, out: str | Path, fmt: str, index: int = 0,
     try:
         if fmt == "dicom":
             write_dicom(study, tmp)
+        elif fmt == "nifti":
+            write_knee_nifti(study, tmp)
         elif fmt == "ukbb":
             write_ukbb(study, tmp)
         else:
