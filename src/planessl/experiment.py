@@ -312,6 +312,8 @@ def _run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, 
         rows, summary = evaluate_classification(out / "pred", cache_path, echo=echo)
         write_results(rows, summary, out)
         row.update(accuracy=summary["accuracy"], auc=summary["auc"], n_test_studies=summary["n_studies"])
+        for key, m in summary.get("labels", {}).items():  # multi-label: each label too
+            row[f"{key}_accuracy"], row[f"{key}_auc"] = m["accuracy"], m["auc"]
     row["train_ids"] = " ".join(split["train"])
     row["train_seconds"] = model["train_seconds"]
     row["cell_seconds"] = round(time.time() - t0, 1)

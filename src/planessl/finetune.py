@@ -49,6 +49,14 @@ class FinetuneSection:
         steps: optimiser steps of training.
         val_every_n_steps: validation (and checkpoint choice) interval in steps.
         images_per_study: classification training images drawn per study and pass.
+        pooling: classification: ``image`` (a classifier of single images; a study's
+            prediction is the mean of its images' probabilities) or ``max`` / ``mean``: an
+            exam-level classifier (slice features of the encoder -> pooled over
+            ``slices_per_view`` slices of every input view, e.g. ``data.input_views=[sagittal]``
+            for one plane or ``[sagittal,coronal,axial]`` for all three -> linear).
+        target_keys: several study targets (e.g. ``[abnormal,acl,meniscus]``): a multi-label
+            classifier (one sigmoid each; exam-level poolings only); empty: ``target_key``.
+        slices_per_view: exam-level classification: slices of each input view per exam.
     """
 
     task: str = "segmentation"
@@ -61,6 +69,17 @@ class FinetuneSection:
     steps: int = 600
     val_every_n_steps: int = 100
     images_per_study: int = 4
+    pooling: str = "image"
+    target_keys: list[str] = field(default_factory=list)
+    slices_per_view: int = 8
+
+
+POOLINGS = ("image", "max", "mean")
+
+
+def target_keys_of(ft: FinetuneSection) -> list[str]:
+    """The study targets a classification run learns."""
+    return list(ft.target_keys) if ft.target_keys else [ft.target_key]
 
 
 @dataclass
@@ -138,20 +157,24 @@ def read_model(run: Path, task: str | None = None) -> dict:
 
 
 # ----------------------------------------------------------------------------- the run
-def labelled_ids(cache: Cache, task: str, target_key: str) -> list[str]:
-    """Studies usable as labelled examples for ``task``."""
+def labelled_ids(cache: Cache, task: str, target_key: str | list[str]) -> list[str]:
+    """Studies usable as labelled examples for ``task`` (classification: with every one of
+    the target keys)."""
     if task == "segmentation":
         return [e["id"] for e in cache.entries if e.get("labels")]
-    return [e["id"] for e in cache.entries if target_key in e.get("targets", {})]
+    keys = [target_key] if isinstance(target_key, str) else list(target_key)
+    return [e["id"] for e in cache.entries if all(k in e.get("targets", {}) for k in keys)]
 
 
 def make_split(cache: Cache, cfg: FinetuneConfig, n: int) -> Split:
     """The few-label split of a cache for ``n`` labelled studies (PlaneSSLError when the
     cache has no labels for the task or ``n`` exceeds the pool)."""
     task = cfg.finetune.task
-    ids = labelled_ids(cache, task, cfg.finetune.target_key)
+    keys = target_keys_of(cfg.finetune)
+    ids = labelled_ids(cache, task, keys)
     if not ids:
-        what = "segmentation labels" if task == "segmentation" else f"target {cfg.finetune.target_key!r}"
+        what = ("segmentation labels" if task == "segmentation" else
+                f"target{'s' if len(keys) > 1 else ''} {', '.join(repr(k) for k in keys)}")
         raise PlaneSSLError(f"{cache.path}: no study has {what}; fine-tuning needs labelled data")
     s = cfg.split
     return few_label_split(cache.ids, ids, n, cfg.seed, test_ids=s.test_ids,
@@ -194,13 +217,16 @@ def features_of(cfg: FinetuneConfig) -> list[int]:
     return list(PRESETS[cfg.model.preset].features)
 
 
-def build_net(task: str, features: list[int], n_classes: int):
-    """The network of a fine-tuning task."""
+def build_net(task: str, features: list[int], n_classes: int, pooling: str = "image"):
+    """The network of a fine-tuning task (classification: per image, or per exam with
+    ``pooling`` ``max`` / ``mean``; ``n_classes``: its outputs)."""
     from planessl.models.backbone import UNetBackbone
-    from planessl.tasks.classification import ClassificationNet
+    from planessl.tasks.classification import ClassificationNet, ExamClassificationNet
     from planessl.tasks.segmentation import SegmentationNet
 
     backbone = UNetBackbone(1, tuple(features))
+    if task == "classification" and pooling != "image":
+        return ExamClassificationNet(backbone, n_classes, pooling)
     return (SegmentationNet(backbone, n_classes) if task == "segmentation"
             else ClassificationNet(backbone, n_classes))
 
@@ -259,7 +285,17 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         raise PlaneSSLError(f"data.image_size {grid['image_size']} is not divisible by "
                             f"2^{len(features) - 1} (the backbone's poolings)")
     n_classes = ft.n_classes
-    if ft.task == "classification" and n_classes <= 0:
+    if ft.pooling not in POOLINGS:
+        raise PlaneSSLError(f"finetune.pooling must be one of {', '.join(POOLINGS)}, got "
+                            f"{ft.pooling!r}")
+    keys = target_keys_of(ft)
+    multilabel = ft.task == "classification" and len(keys) > 1
+    if multilabel and ft.pooling == "image":
+        raise PlaneSSLError("several finetune.target_keys (multi-label) need an exam-level "
+                            "classifier: finetune.pooling=max or mean")
+    if multilabel:
+        n_classes = len(keys)
+    elif ft.task == "classification" and n_classes <= 0:
         values = [study_target(cache.entry(i), ft.target_key) for i in split.train + split.val + split.test]
         n_classes = max(2, max(v for v in values if v is not None) + 1)
     cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
@@ -269,7 +305,7 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
-    net = build_net(ft.task, features, n_classes)
+    net = build_net(ft.task, features, n_classes, ft.pooling if ft.task == "classification" else "image")
     transferred: list[str] = []
     if pre_cfg is not None:
         weights, wpath = load_weights(Path(init))
@@ -297,6 +333,19 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         module = SegmentationTask(net, transferred, lambda_ce=ft.lambda_ce,
                                   lambda_dice=ft.lambda_dice, **opt)
         monitor = "val_dice"
+    elif ft.pooling != "image":
+        from planessl.data.labelled import ExamClassificationDataset
+        from planessl.tasks.classification import ExamClassificationTask
+
+        augment = (PlaneAugment(aug.rotation_deg, tuple(aug.zoom), aug.shift_mm, aug.flip)
+                   if aug.enabled else None)
+        train_ds = ExamClassificationDataset(cache, split.train, spec, keys, augment,
+                                             ft.slices_per_view, multilabel)
+        val_ds = (ExamClassificationDataset(cache, split.val, spec, keys, None,
+                                            ft.slices_per_view, multilabel)
+                  if split.val else None)
+        module = ExamClassificationTask(net, transferred, multilabel=multilabel, **opt)
+        monitor = "val_acc"
     else:
         augment = (PlaneAugment(aug.rotation_deg, tuple(aug.zoom), aug.shift_mm, aug.flip)
                    if aug.enabled else None)
@@ -341,6 +390,9 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
              "best_score": None if best_score is None else float(best_score),
              "train_seconds": round(train_s, 1), "steps": ft.steps, "seed": cfg.seed,
              "n_labelled": n_labelled}
+    if ft.task == "classification":
+        model.update(pooling=ft.pooling, target_keys=keys, multilabel=multilabel,
+                     slices_per_view=ft.slices_per_view)
     if model["best_score"] is not None and math.isnan(model["best_score"]):
         model["best_score"] = None
     write_text_atomic(out / MODEL_JSON, json.dumps(model, indent=1))
@@ -354,7 +406,8 @@ def load_finetuned(run: str | Path, task: str | None = None):
     from planessl.tasks.transfer import load_weights
 
     model = read_model(Path(run), task)
-    net = build_net(model["task"], model["features"], model["n_classes"])
+    net = build_net(model["task"], model["features"], model["n_classes"],
+                    model.get("pooling", "image"))
     weights, path = load_weights(Path(run))
     try:
         net.load_state_dict(weights, strict=True)

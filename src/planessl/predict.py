@@ -93,6 +93,22 @@ class Predictor:
             labels = largest_components(labels, self.model["n_classes"])
         return labels
 
+    def classify_exam(self, study) -> np.ndarray | None:
+        """Exam-level model: the label probabilities ``(K,)`` (multi-label: sigmoid) or class
+        probabilities of a study, from the evenly spread slices of its input views
+        (:func:`planessl.data.labelled.exam_images`); ``None`` when a view is missing."""
+        import torch
+
+        from planessl.data.labelled import exam_images
+
+        images = exam_images(study, self.spec, int(self.model.get("slices_per_view", 8)))
+        if images is None:
+            return None
+        with torch.no_grad():
+            logits = self.net(torch.from_numpy(images)[None])[0]
+        return (torch.sigmoid(logits) if self.model.get("multilabel")
+                else torch.softmax(logits, 0)).numpy()
+
     def classify(self, images: list[np.ndarray], planes: list[Plane]) -> np.ndarray:
         """Mean class probabilities ``(C,)`` over the images of a study."""
         probs, _ = self._probs(images, planes)
@@ -137,6 +153,8 @@ def predict_cache(run: str | Path, cache_path: str | Path, out: str | Path,
         raise PlaneSSLError(f"{cache.path}: studies not in the cache: {', '.join(unknown[:5])}")
     views = pred.spec.input_views
     entries: list[dict] = []
+    if pred.model["task"] == "classification" and pred.model.get("pooling", "image") != "image":
+        return _predict_exams(pred, run, cache, ids, out, echo)
     if pred.model["task"] == "classification":
         rows = []
         for sid in ids:
@@ -179,6 +197,36 @@ def predict_cache(run: str | Path, cache_path: str | Path, out: str | Path,
                                                "cache": str(cache.path), "lcc": lcc,
                                                "entries": entries}, indent=1))
     echo(f"predicted {len(entries)} volumes -> {out}")
+    return entries
+
+
+def _predict_exams(pred: "Predictor", run, cache, ids: list[str], out: Path,
+                   echo: Callable[[str], None]) -> list[dict]:
+    """``predictions.csv`` of an exam-level model: ``study``, then per label ``<key>``
+    (0/1 at 0.5) and ``p_<key>`` (multi-label), or ``predicted`` and ``p<c>``."""
+    keys = list(pred.model.get("target_keys") or [pred.model.get("target_key", "class")])
+    multilabel = bool(pred.model.get("multilabel"))
+    rows = []
+    for sid in ids:
+        probs = pred.classify_exam(cache.load(sid))
+        if probs is None:
+            echo(f"{sid}: lacks a {'/'.join(pred.spec.input_views)} series; skipped")
+            continue
+        if multilabel:
+            rows.append([sid] + [int(p >= 0.5) for p in probs] + [f"{p:.6f}" for p in probs])
+        else:
+            rows.append([sid, int(probs.argmax())] + [f"{p:.6f}" for p in probs])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["study"] + (keys + [f"p_{k}" for k in keys] if multilabel else
+                            ["predicted"] + [f"p{c}" for c in range(pred.model["n_classes"])]))
+    w.writerows(rows)
+    write_text_atomic(out / "predictions.csv", buf.getvalue())
+    entries = [{"study": r[0]} for r in rows]
+    write_text_atomic(out / INDEX, json.dumps({"task": "classification", "model": str(run),
+                                               "cache": str(cache.path), "multilabel": multilabel,
+                                               "target_keys": keys, "entries": entries}, indent=1))
+    echo(f"predicted {len(rows)} exams -> {out / 'predictions.csv'}")
     return entries
 
 

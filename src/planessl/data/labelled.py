@@ -206,3 +206,75 @@ class InMemorySegmentationDataset(Dataset):
         label = torch.as_tensor(item["label"]).round().long()
         return {"image": torch.from_numpy(np.ascontiguousarray(image[None])),
                 "label": label.contiguous()}
+
+
+def exam_slices(series: Series, count: int, rng: np.random.Generator | None = None) -> list[int]:
+    """``count`` slice indices spread evenly over a stack (in its stored order; repeated
+    when the stack has fewer slices); with ``rng``, each moved by up to one slice."""
+    n = series.n_slices
+    idx = np.rint(np.linspace(0, n - 1, count)).astype(int)
+    if rng is not None and n > 1:
+        idx = np.clip(idx + rng.integers(-1, 2, size=count), 0, n - 1)
+    return [int(k) for k in idx]
+
+
+def study_targets(study_entry: dict, keys: Sequence[str]) -> list[int] | None:
+    """The integer targets ``keys`` of a study (manifest entry), or ``None`` if one lacks."""
+    values = [study_target(study_entry, k) for k in keys]
+    return None if any(v is None for v in values) else [int(v) for v in values]
+
+
+def exam_images(study: Study, spec: GridSpec, count: int, augment: PlaneAugment | None = None,
+                rng: np.random.Generator | None = None) -> np.ndarray | None:
+    """``(V * count, 1, H, W)`` images of an exam: ``count`` slices of the first series of
+    each input view (in ``spec.input_views`` order; frame: ED when known, else 0) on the
+    input grid; ``None`` when a view is missing."""
+    out = []
+    for view in spec.input_views:
+        series = next((s for s in study.series if s.view == view), None)
+        if series is None:
+            return None
+        frame = series.ed_frame if series.ed_frame is not None else 0
+        for k in exam_slices(series, count, rng if augment is not None else None):
+            img, _ = image_on_grid(series.pixels[k, frame], series.planes[k], spec, augment, rng)
+            out.append(img)
+    return np.stack(out)[:, None].astype(np.float32)
+
+
+class ExamClassificationDataset(OpenStudies, Dataset):
+    """Exam-level classification: each item is an exam, ``slices`` slices of every input
+    view (see :func:`exam_images`) with the study's targets.
+
+    Items: ``image`` (V * slices, 1, H, W) float32; ``target`` (K,) int64 for several
+    ``keys`` (multi-label), else () int64.
+    """
+
+    def __init__(self, cache: Cache, ids: Sequence[str], spec: GridSpec, keys: Sequence[str],
+                 augment: PlaneAugment | None = None, slices: int = 8,
+                 multilabel: bool = True) -> None:
+        self.cache_path = cache.path
+        self.spec, self.augment, self.keys, self.slices = spec, augment, list(keys), int(slices)
+        self.multilabel = multilabel
+        self.studies: list[tuple[str, list[int]]] = []
+        for sid in ids:
+            entry = cache.entry(sid)
+            targets = study_targets(entry, self.keys)
+            if targets is None:
+                raise PlaneSSLError(f"{cache.path}: study {sid} lacks target(s) "
+                                    f"{', '.join(k for k in self.keys if study_target(entry, k) is None)}")
+            missing = [v for v in spec.input_views if v not in entry["views"]]
+            if missing:
+                raise PlaneSSLError(f"{cache.path}: study {sid} has no {'/'.join(missing)} series "
+                                    f"(exam-level classification pools over "
+                                    f"{'/'.join(spec.input_views)})")
+            self.studies.append((sid, targets))
+
+    def __len__(self) -> int:
+        return len(self.studies)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sid, targets = self.studies[index]
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
+        images = exam_images(self._study(sid), self.spec, self.slices, self.augment, rng)
+        target = torch.tensor(targets if self.multilabel else targets[0], dtype=torch.int64)
+        return {"image": torch.from_numpy(images), "target": target}

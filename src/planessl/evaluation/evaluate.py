@@ -108,6 +108,8 @@ def evaluate_classification(pred_dir: str | Path, cache_path: str | Path,
     pred_dir = Path(pred_dir)
     index = read_index(pred_dir)
     cache = Cache(cache_path)
+    if index.get("multilabel"):
+        return _evaluate_multilabel(pred_dir, cache, list(index["target_keys"]), echo)
     key = "class"
     run = Path(index.get("model", ""))
     if (run / "model.json").is_file():
@@ -130,6 +132,36 @@ def evaluate_classification(pred_dir: str | Path, cache_path: str | Path,
         raise PlaneSSLError(f"{pred_dir}: no prediction matches a study with target {key!r} in {cache.path}")
     summary = {"n_studies": len(rows), "n_skipped": len(problems), "target_key": key,
                **classification_metrics(np.array(probs), np.array(labels))}
+    return rows, summary
+
+
+def _evaluate_multilabel(pred_dir: Path, cache: Cache, keys: list[str],
+                         echo: Callable[[str], None]) -> tuple[list[dict], dict]:
+    """Rows and per-label accuracy / ROC AUC (and their means) of a multi-label model."""
+    from planessl.evaluation.metrics import multilabel_metrics
+
+    rows, probs, labels, problems = [], [], [], []
+    known = set(cache.ids)
+    with open(pred_dir / "predictions.csv") as fh:
+        for r in csv.DictReader(fh):
+            sid = r["study"]
+            targets = cache.entry(sid).get("targets", {}) if sid in known else {}
+            if not all(k in targets for k in keys):
+                problems.append(f"study {sid} lacks a target of {', '.join(keys)} in {cache.path}")
+                continue
+            row = {"study": sid}
+            for k in keys:
+                row[f"{k}_target"], row[f"{k}_predicted"] = int(targets[k]), int(r[k])
+            rows.append(row)
+            probs.append([float(r[f"p_{k}"]) for k in keys])
+            labels.append([int(targets[k]) for k in keys])
+    for p in problems:
+        echo(f"planessl: skipped {p}")
+    if not rows:
+        raise PlaneSSLError(f"{pred_dir}: no prediction matches a study with targets "
+                            f"{', '.join(keys)} in {cache.path}")
+    m = multilabel_metrics(np.array(probs), np.array(labels), keys)
+    summary = {"n_studies": len(rows), "n_skipped": len(problems), "target_keys": keys, **m}
     return rows, summary
 
 

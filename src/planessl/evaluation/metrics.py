@@ -197,3 +197,31 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, f
         auc = float(compute_roc_auc(torch.as_tensor(probs[:, present]), torch.as_tensor(onehot),
                                     average="macro"))
     return {"accuracy": acc, "auc": auc}
+
+
+def multilabel_metrics(probs: np.ndarray, labels: np.ndarray,
+                       names: Sequence[str] | None = None) -> dict:
+    """Per-label accuracy (threshold 0.5) and ROC AUC of independent binary labels, and
+    their means over the labels (AUC: over the labels whose test set holds both classes).
+
+    Args:
+        probs: ``(N, K)`` probabilities of each label being 1.
+        labels: ``(N, K)`` 0/1 targets.
+        names: the K label names (default ``label0``...).
+
+    Returns:
+        ``{"accuracy": mean, "auc": mean, "labels": {name: {"accuracy", "auc", "n_positive"}}}``.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels).astype(int)
+    if probs.shape != labels.shape or probs.ndim != 2:
+        raise ValueError(f"probs {probs.shape} and labels {labels.shape} must both be (N, K)")
+    names = list(names) if names is not None else [f"label{k}" for k in range(probs.shape[1])]
+    per = {}
+    for k, name in enumerate(names):
+        two = np.stack([1 - probs[:, k], probs[:, k]], 1)
+        m = classification_metrics(two, labels[:, k])
+        per[name] = {**m, "n_positive": int(labels[:, k].sum())}
+    aucs = [v["auc"] for v in per.values() if not math.isnan(v["auc"])]
+    return {"accuracy": float(np.mean([v["accuracy"] for v in per.values()])),
+            "auc": float(np.mean(aucs)) if aucs else math.nan, "labels": per}
