@@ -102,6 +102,9 @@ class ExperimentConfig:
             ``split.val_size=2``).
         lcc: keep the largest connected component of each structure in predictions.
         distances: compute HD95/ASSD per cell (``false``: Dice only, much faster).
+        metric: the results column the summary, plot and paired differences use; empty:
+            ``mean_dice`` (segmentation) or ``accuracy`` (classification); e.g. ``auc`` for
+            the mean ROC AUC over the labels of a multi-label classification.
 
     Example (YAML): multitask on the ACDC pool alone, against multitask on the pool mixed
     half and half with phantoms, and the line task on phantoms only::
@@ -130,6 +133,7 @@ class ExperimentConfig:
     finetune: list[str] = field(default_factory=list)
     lcc: bool = False
     distances: bool = True
+    metric: str = ""
 
 
 @dataclass(frozen=True)
@@ -517,7 +521,7 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     check_resumable(out, config_to_dict(cfg))
     save_run_info(out, config_to_dict(cfg), None)
     write_text_atomic(out / "split.json", json.dumps(split.to_dict(), indent=1))
-    metric = primary_metric(cfg.task)
+    metric = cfg.metric or primary_metric(cfg.task)
     rows = _read_rows(out / RESULTS)
     done = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
     grid = [(seed, method, n) for seed in cfg.seeds for method in cfg.methods for n in cfg.labelled]
