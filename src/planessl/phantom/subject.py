@@ -141,23 +141,14 @@ def make_study(seed: int, index: int, preset: str = "small", *, frames: int | No
         planes = views[view]
         series_shift = (rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
                         if breath_hold_mm > 0 else None)
-        tissues, labels, biases, textures = [], [], [], []
-        for plane in planes:
-            shift = series_shift
-            if breath_hold_mm > 0 and view == "sax":  # one breath-hold per SAX slice
-                shift = rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
-            t, lab = sample_slice(anatomy, plane, contraction, shift)
-            tissues.append(t)
-            labels.append(lab)
-            pts = _plane_points(plane)
-            biases.append(bias_field(pts, contrast).reshape(plane.shape))
-            textures.append(texture(pts if shift is None else pts - shift, contrast)
-                            .reshape(plane.shape))
-        tissue = np.stack(tissues)
-        pixels = render(tissue, np.stack(biases)[:, None], contrast, rng, noise=noise,
-                        tex=np.stack(textures)[:, None])
+        if breath_hold_mm > 0 and view == "sax":  # one breath-hold per SAX slice
+            shifts = [rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
+                      for _ in planes]
+        else:
+            shifts = [series_shift] * len(planes)
+        pixels, labels = _render_planes(anatomy, planes, contraction, contrast, rng, shifts, noise)
         series.append(Series(
-            name=view, view=view, planes=planes, pixels=pixels, labels=np.stack(labels),
+            name=view, view=view, planes=planes, pixels=pixels, labels=labels,
             labelled_frames=list(range(n_frames)), frame_times=cycle.frame_times(),
             ed_frame=cycle.ed_frame, es_frame=cycle.es_frame, spacing_known=True,
             view_reason="phantom: planned view"))
@@ -166,6 +157,25 @@ def make_study(seed: int, index: int, preset: str = "small", *, frames: int | No
                                         breath_hold_mm, noise))
     return Study(id=study_id(seed, index), series=series,
                  targets={"class": int(anatomy.heart.category)}, group="cardiac")
+
+
+def _render_planes(anatomy: Anatomy, planes: list[Plane], contraction: np.ndarray, contrast,
+                   rng: np.random.Generator, shifts: list, noise: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixels, labels)`` of one series: each plane sampled through the cycle with its
+    breath-hold shift (mm, or ``None``), then rendered with bias field and texture."""
+    tissues, labels, biases, textures = [], [], [], []
+    for plane, shift in zip(planes, shifts):
+        t, lab = sample_slice(anatomy, plane, contraction, shift)
+        tissues.append(t)
+        labels.append(lab)
+        pts = _plane_points(plane)
+        biases.append(bias_field(pts, contrast).reshape(plane.shape))
+        textures.append(texture(pts if shift is None else pts - shift, contrast)
+                        .reshape(plane.shape))
+    pixels = render(np.stack(tissues), np.stack(biases)[:, None], contrast, rng, noise=noise,
+                    tex=np.stack(textures)[:, None])
+    return pixels, np.stack(labels)
 
 
 def _localizer_series(anatomy: Anatomy, cycle: CardiacCycle, contrast, seed: int, index: int,
@@ -181,19 +191,10 @@ def _localizer_series(anatomy: Anatomy, cycle: CardiacCycle, contrast, seed: int
         planes = planned[view]
         shift = (rng.normal(0, breath_hold_mm, 3) * np.array([0.3, 0.3, 1.0])
                  if breath_hold_mm > 0 else None)  # one breath-hold per localizer
-        tissues, labels, biases, textures = [], [], [], []
-        for plane in planes:
-            t, lab = sample_slice(anatomy, plane, contraction, shift)
-            tissues.append(t)
-            labels.append(lab)
-            pts = _plane_points(plane)
-            biases.append(bias_field(pts, contrast).reshape(plane.shape))
-            textures.append(texture(pts if shift is None else pts - shift, contrast)
-                            .reshape(plane.shape))
-        pixels = render(np.stack(tissues), np.stack(biases)[:, None], contrast, rng,
-                        noise=noise, tex=np.stack(textures)[:, None])
+        pixels, labels = _render_planes(anatomy, planes, contraction, contrast, rng,
+                                        [shift] * len(planes), noise)
         out.append(Series(
-            name=view, view=view, planes=planes, pixels=pixels, labels=np.stack(labels),
+            name=view, view=view, planes=planes, pixels=pixels, labels=labels,
             labelled_frames=[0], frame_times=None, ed_frame=None, es_frame=None,
             spacing_known=True,
             view_reason=f"phantom: localizer, tilted {tilts[view]:.1f} deg from the ideal plane"))

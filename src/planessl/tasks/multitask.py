@@ -9,7 +9,6 @@ prefix, giving the ``encoder.* / decoder.* / heads.*`` keys that fine-tuning loa
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +114,7 @@ class PretrainModule(PretextModule):
                              for k in ("image", "lines", "line_mask", "spacing")}
             self._preview["pred"] = out["lines"][:n].detach().float().cpu().numpy()
 
-    def on_validation_epoch_end(self) -> None:
+    def logged_metric_names(self) -> list[str]:
         # Which metrics exist depends only on the heads, so every DDP rank computes (and
         # synchronises) the same ones, even a rank that saw no valid line.
         names = ["loss"]
@@ -123,14 +122,10 @@ class PretrainModule(PretextModule):
             names += ["line_angle_deg", "line_dist_mm", "line_fit_failed"]
         if "slices" in self.heads:
             names += ["slice_mae"]
-        for name in names:
-            metric = self.val_metrics[name]
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-                value = metric.compute()
-            self.log(f"val/{name}", value, prog_bar=name == "loss", sync_dist=False)
-        for metric in self.val_metrics.values():
-            metric.reset()
+        return names
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         if (self._preview is not None and self.preview_path is not None
                 and self.trainer.is_global_zero and not self.trainer.sanity_checking):
             from planessl.evaluation.plots import save_heatmap_preview

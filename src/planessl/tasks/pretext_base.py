@@ -63,9 +63,13 @@ class PretextModule(pl.LightningModule):
         parts = self.step_losses(batch, "val")
         self.val_metrics["loss"].update(parts["loss"].detach(), batch["image"].shape[0])
 
+    def logged_metric_names(self) -> list[str]:
+        """The validation metrics this module logs (the same on every DDP rank)."""
+        return ["loss", *self.metric_names]
+
     def on_validation_epoch_end(self) -> None:
         # Which metrics exist depends only on the task, so every DDP rank computes the same.
-        for name in ("loss", *self.metric_names):
+        for name in self.logged_metric_names():
             metric = self.val_metrics[name]
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
