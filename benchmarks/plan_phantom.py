@@ -15,14 +15,17 @@ Steps:
    training or model selection.
 2. Model selection: each ``--candidates`` configuration trained for ``--select-minutes``; scored
    on the *validation* split of the training cache (planning from localizers, see
-   :func:`score`). The best is trained for ``--minutes`` (the final model).
+   :func:`score`). The best is trained for ``--minutes`` (the final model, inputs localizers
+   and SAX cine slices); unless ``--no-localizer-only``, the same configuration is also
+   trained for ``--minutes`` on localizer inputs only, and the two are compared on the
+   validation split (one model for both uses, or two?).
 3. Held-out evaluation with :func:`planessl.planning.plan.plan`: from the localizers (targets
    2CH, 3CH, 4CH, SAX) and from the SAX cine stack (2CH, 3CH, 4CH); the oracle (true lines on
    the same localizers: the upper bound of the lift and fit) and the mean-plane baseline
    (:func:`baseline_planes`).
 4. The UK Biobank demo subject (``--ukbb``; default ``../shared/data/ukbb_demo/1`` when it
    exists, skipped otherwise): 2CH and 4CH from the SAX stack (``--inputs sax``).
-5. ``--export``: the final model's ``weights.safetensors`` and a ``config.yaml`` (the run's,
+5. ``--export``: the better final model's (on the validation split) ``weights.safetensors`` and a ``config.yaml`` (the run's,
    with the local cache paths removed) into ``src/planessl/planning/default_model/``, the
    model ``planessl plan`` uses without ``--model``.
 
@@ -35,6 +38,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -53,6 +57,8 @@ BASE = ["task.name=lines", "data.input_views=[loc_2ch,loc_4ch,loc_sax,sax]",
         "task.line_channels=[2ch,3ch,4ch,sax]", "task.stack_line=mid",
         "trainer.max_epochs=-1", "trainer.progress_bar=false", "trainer.threads=1",
         "trainer.log_every_n_steps=20"]
+#: The second final model (``--localizer-only``): inputs the localizers only, no SAX cine.
+LOC_ONLY = ["data.input_views=[loc_2ch,loc_4ch,loc_sax]"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -120,6 +126,22 @@ def trained_steps(run: Path) -> int | None:
         return int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
     except Exception:
         return None
+
+
+def last_val_metrics(run: Path) -> dict:
+    """The run's last validation metrics (``metrics.csv``): mean line angle / distance error
+    over every line channel of the validation images, and the validation loss."""
+    out = {"val_line_angle": float("nan"), "val_line_dist": float("nan"), "val_loss": float("nan")}
+    path = run / "metrics.csv"
+    if not path.is_file():
+        return out
+    with open(path) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/loss")]
+    if rows:
+        out = {"val_line_angle": float(rows[-1]["val/line_angle_deg"]),
+               "val_line_dist": float(rows[-1]["val/line_dist_mm"]),
+               "val_loss": float(rows[-1]["val/loss"])}
+    return out
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -366,7 +388,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
             if reasons:
                 counts: dict[str, int] = {}
                 for why in reasons:
-                    short = why.split(" (")[0][:110]
+                    short = re.sub(r"\d+(\.\d+)?", "N", why.split(" (")[0])[:110]
                     counts[short] = counts.get(short, 0) + 1
                 for why, k in sorted(counts.items(), key=lambda kv: -kv[1]):
                     L.append(f"- {key}: {k} x {why}")
@@ -392,22 +414,47 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
           f"SAX of (median angle / 5 deg + median distance / 3 mm), a target not planned "
           f"counting 30 deg / 30 mm; lower is better.",
           "",
+          "The last columns are the training run's own last validation metrics (mean line "
+          "angle / distance error over all line channels of the validation images, and the "
+          "heatmap loss), for information; they do not enter the score.",
+          "",
           "| configuration | overrides | steps | weights (MB) | score | 2CH angle / dist | "
-          "4CH angle / dist | SAX angle / dist |",
-          "|---|---|---|---|---|---|---|---|"]
+          "4CH angle / dist | SAX angle / dist | val line angle / dist | val loss |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for s in selection:
         L.append(f"| {s['name']} | `{s['overrides']}` | {s['steps']} | {s['weights_mb']:.2f} | "
                  f"{s['score']:.3f} | {fmt(s['2ch_angle'])} / {fmt(s['2ch_dist'])} | "
                  f"{fmt(s['4ch_angle'])} / {fmt(s['4ch_dist'])} | {fmt(s['sax_angle'])} / "
-                 f"{fmt(s['sax_dist'])} |")
+                 f"{fmt(s['sax_dist'])} | {fmt(s['val_line_angle'])} / "
+                 f"{fmt(s['val_line_dist'])} | {fmt(s['val_loss'], 4)} |")
+    scores = [s["score"] for s in selection]
+    tie = len(scores) > 1 and max(scores) - min(scores) < 1e-9
     L += ["", f"Chosen: **{info['chosen']}**, then trained {info['final_minutes']:g} min "
-              f"from scratch as the final model.", ""]
+              f"from scratch as the final model."
+          + (" All candidates scored the same (the selection could not tell them apart at "
+             "this budget), so the first listed was kept." if tie else ""), ""]
+    if len(info["final_val"]) > 1:
+        L += ["## One model or two (validation split, planning from localizers)", "",
+              "The same configuration trained for the same time with inputs the localizers "
+              "only (`" + " ".join(LOC_ONLY) + "`), against the combined model (localizers "
+              "and SAX cine slices). Scored like the selection; medians over the planned "
+              "targets.", "",
+              "| final model | steps | score | 2CH planned, angle / dist | 4CH planned, angle / "
+              "dist | SAX planned, angle / dist |", "|---|---|---|---|---|---|"]
+        for e in info["final_val"]:
+            L.append(f"| {e['name']} | {e['steps']} | {e['score']:.3f} | "
+                     + " | ".join(f"{e[v + '_planned']}, {fmt(e[v + '_angle'])} / "
+                                  f"{fmt(e[v + '_dist'])}" for v in GOAL_VIEWS) + " |")
+        L.append("")
     if info.get("exported"):
         L += ["## Shipped model", "",
-              f"`--export` copied the final model to `{info['exported']}` (weights "
-              f"{info['weight_bytes'] / 1e6:.2f} MB + `config.yaml`): `planessl plan STUDY` "
-              f"without `--model` uses it.", ""]
-    L += [f"Total wall time of this run: {info['wall_minutes']:.1f} min.", ""]
+              f"`--export` copied the **{info['shipped']}** final model (the better on the "
+              f"validation split above; ties keep the combined one) to `{info['exported']}` "
+              f"(weights {info['weight_bytes'] / 1e6:.2f} MB + `config.yaml`): "
+              f"`planessl plan STUDY` without `--model` uses it.", ""]
+    L += [f"Training time (wall, one thread): {info['train_seconds'] / 60:.1f} min in all "
+          f"(selection and final model). Wall time of the invocation that wrote this page: "
+          f"{info['wall_minutes']:.1f} min (finished steps are reused).", ""]
     (RESULTS / "README.md").write_text("\n".join(L))
 
 
@@ -425,6 +472,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=17.0, help="training time of the final model")
     ap.add_argument("--ukbb", default=None, help="UK Biobank demo subject folder (default: "
                     "$PLANESSL_SHARED_DATA or ../shared/data, + ukbb_demo/1, when present)")
+    ap.add_argument("--no-localizer-only", dest="localizer_only", action="store_false",
+                    help="skip the second final model trained on localizer inputs only")
     ap.add_argument("--export", action="store_true",
                     help="copy the final model into src/planessl/planning/default_model")
     args = ap.parse_args()
@@ -461,12 +510,37 @@ def main() -> int:
                 s = summarise(rows, v)
                 entry[f"{v}_angle"], entry[f"{v}_dist"] = s["angle_median"], s["dist_median"]
             scored.write_text(json.dumps(entry))
+        entry.update(last_val_metrics(run))
         log(f"selection {name}: score {entry['score']:.3f}")
         selection.append(entry)
+    # Ties (e.g. no candidate plans anything after a short run) keep the first listed.
     chosen = min(selection, key=lambda e: e["score"])["name"]
     final = work / f"final_{chosen}"
     train(final, train_cache, CANDIDATES[chosen], args.minutes)
     model = LineModel(final)
+    # One model for localizer and SAX inputs, against one for localizers only: compared on
+    # the validation split (planning from localizers); the better one is shipped.
+    finals = {"combined": (final, model)}
+    if args.localizer_only:
+        run = work / f"final_{chosen}_loconly"
+        train(run, train_cache, CANDIDATES[chosen] + LOC_ONLY, args.minutes)
+        finals["localizer-only"] = (run, LineModel(run))
+    final_val = []
+    for key, (run, m) in finals.items():
+        scored = run / "val_score.json"
+        if scored.is_file():
+            entry = json.loads(scored.read_text())
+        else:
+            rows = model_errors(train_cache, val_ids, m)
+            entry = {"name": key, "score": score(rows), "steps": trained_steps(run)}
+            for v in GOAL_VIEWS:
+                s = summarise(rows, v)
+                entry[f"{v}_angle"], entry[f"{v}_dist"] = s["angle_median"], s["dist_median"]
+                entry[f"{v}_planned"] = f"{s['planned']}/{s['n']}"
+            scored.write_text(json.dumps(entry))
+        final_val.append(entry)
+        log(f"final {key}: validation score {entry['score']:.3f}")
+    shipped = min(final_val, key=lambda e: e["score"])["name"]
 
     # Held-out evaluation.
     log("evaluating on the held-out exams")
@@ -475,6 +549,9 @@ def main() -> int:
     mean_planes = baseline_planes(train_cache, train_ids)
     results = {
         ("localizers", "model"): model_errors(held_cache, held, model),
+        **({("localizers", "model, localizer inputs only"):
+            model_errors(held_cache, held, finals["localizer-only"][1])}
+           if "localizer-only" in finals else {}),
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
         ("localizers", "oracle"): oracle_errors(held_cache, held),
         ("sax", "model"): model_errors(held_cache, held, model, ["sax"], ("2ch", "3ch", "4ch")),
@@ -483,11 +560,12 @@ def main() -> int:
         views = sorted({r["view"] for r in rows}, key=TARGETS.index)
         for v in views:
             table.append({"inputs": inputs, "view": v, "method": method, **summarise(rows, v)})
-        if method == "model":
-            failures[f"from {inputs}"] = [f"{r['view']}: {r['reason']}" for r in rows
+        if method.startswith("model"):
+            failures[f"{method} from {inputs}"] = [f"{r['view']}: {r['reason']}" for r in rows
                                           if not r["ok"]]
     table.sort(key=lambda r: (r["inputs"] != "localizers", TARGETS.index(r["view"]),
-                              ["model", "baseline", "oracle"].index(r["method"])))
+                              ["model", "model, localizer inputs only", "baseline",
+                               "oracle"].index(r["method"])))
     with open(work / "heldout_rows.json", "w") as f:
         json.dump({f"{k[0]}/{k[1]}": v for k, v in results.items()}, f, default=float)
 
@@ -504,7 +582,7 @@ def main() -> int:
 
     exported = None
     if args.export:
-        exported = export(final).relative_to(ROOT)
+        exported = export(finals[shipped][0]).relative_to(ROOT)
         log(f"exported the final model to {exported}")
     w = (final / "weights.safetensors")
     n_params = sum(p.numel() for p in model.module.parameters())
@@ -517,6 +595,10 @@ def main() -> int:
         "precision": resolve_precision("auto", "cpu"), "weight_bytes": w.stat().st_size,
         "n_params": n_params, "ukbb": folder, "ukbb_skipped": skipped,
         "exported": exported, "wall_minutes": (time.time() - t_start) / 60,
+        "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
+                             for n in args.candidates)
+        + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
+        "final_val": final_val, "shipped": shipped,
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "
           "(signed first -> last slice); x = the 4CH localizer's normal made orthogonal to z; "
