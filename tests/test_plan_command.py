@@ -107,7 +107,6 @@ def test_user_errors(study_cache, tmp_path, capsys):
     capsys.readouterr()
     assert main(["plan", str(study_cache), "--oracle"]) == 2  # no localizers, no --inputs
     assert "--inputs" in capsys.readouterr().err
-    assert main(["plan", str(study_cache), "--inputs", "sax"]) == 2  # neither model nor oracle
     assert main(["plan", str(study_cache), "--oracle", "--model", str(tmp_path),
                  "--inputs", "sax"]) == 2
     assert main(["plan", str(study_cache), "--oracle", "--inputs", "lax"]) == 2
@@ -188,6 +187,52 @@ def test_tiny_trained_model_runs_end_to_end(tmp_path, capsys):
     study = cache.load(sid)
     image = [(study.series[0].pixels[0, 0], study.series[0].planes[0])]
     assert np.array_equal(exported.heatmaps(image)[0][0], from_ckpt.heatmaps(image)[0][0])
+
+
+def test_without_model_the_shipped_planning_model_plans_from_localizers(tmp_path, capsys):
+    """No --model: the phantom-trained model shipped in the package is loaded (and said so)
+    and plans from the localizers of a phantom exam it has not seen."""
+    from planessl.planning.model import DEFAULT_MODEL_DIR, LineModel
+
+    model = LineModel.default()
+    assert model.run == DEFAULT_MODEL_DIR and model.weights_path.suffix == ".safetensors"
+    assert model.weights_path.stat().st_size <= 5_000_000
+    assert set(model.channels) >= {"2ch", "4ch", "sax"}
+    assert {"loc_2ch", "loc_4ch", "loc_sax"} <= set(model.input_views)
+    cache = write_cache(tmp_path / "cache", [make_study(77, 3, localizers=True)])
+    capsys.readouterr()
+    assert main(["plan", str(cache.path), "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "shipped phantom-trained" in captured.err
+    assert "shipped phantom-trained" in out["lines_from"]
+    assert {d["view"] for d in out["inputs"]} == {"loc_2ch", "loc_4ch", "loc_sax"}
+    assert set(out["targets"]) == set(model.channels)
+    fitted = [t for t in out["targets"].values() if t["ok"]]
+    assert fitted, {v: t["reason"] for v, t in out["targets"].items()}
+    for t in fitted:
+        assert 0 <= t["acquired"]["angle_deg"] <= 90 and t["acquired"]["distance_mm"] >= 0
+
+
+def test_the_shipped_model_is_package_data():
+    """A non-editable install ships the default model: pyproject lists its files."""
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    import planessl
+    from planessl.planning.model import DEFAULT_MODEL_DIR
+
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("no pyproject.toml beside the tests")
+    listed = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
+    pkg = Path(planessl.__file__).resolve().parent
+    for name in ("weights.safetensors", "config.yaml"):
+        path = DEFAULT_MODEL_DIR / name
+        assert path.is_file(), path
+        rel = path.relative_to(pkg).as_posix()
+        assert any(fnmatch(rel, pattern) for pattern in listed["planessl"]), rel
 
 
 @pytest.mark.realdata

@@ -29,7 +29,9 @@ def register(sub) -> None:
                         "DICOM / NIfTI folder of one study (any layout `planessl ingest` reads)")
     p.add_argument("--study", dest="study_id", metavar="ID", help="study id in the cache")
     p.add_argument("--model", metavar="RUN", help="a `planessl pretrain` run folder with line "
-                                                   "heads (task lines or multitask)")
+                                                   "heads (task lines or multitask); default: "
+                                                   "the small planning model shipped with "
+                                                   "planessl, trained on phantom exams")
     p.add_argument("--oracle", action="store_true",
                    help="use the true lines of the acquired target planes (checks lifting and "
                         "fitting on real headers; the upper bound of a model)")
@@ -64,14 +66,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.oracle and args.model:
         raise PlaneSSLError("give either --model or --oracle, not both")
-    if not args.oracle and not args.model:
-        raise PlaneSSLError("give a line model with --model RUN (a `planessl pretrain --task "
-                            "lines` run), or --oracle")
     model = None
-    if args.model:
-        from planessl.planning.model import LineModel
+    if not args.oracle:
+        import sys
 
-        model = LineModel(args.model, device=args.device)
+        from planessl.planning.model import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME, LineModel
+
+        if args.model:
+            model = LineModel(args.model, device=args.device)
+        else:
+            model = LineModel.default(device=args.device)
+            print(f"no --model: using {DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_DIR}); "
+                  f"benchmarks/results/plan_phantom/README.md says how it was made and how "
+                  f"well it plans", file=sys.stderr)
     study, source = open_study(args.study, args.study_id)
     spread = DEFAULT_MIN_SPREAD_MM if args.min_spread is None else args.min_spread
     result = plan(study, source, inputs=args.inputs, model=model, oracle=args.oracle,

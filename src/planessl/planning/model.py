@@ -21,6 +21,16 @@ import numpy as np
 from planessl.errors import PlaneSSLError
 from planessl.geometry import Plane
 
+#: The planning model shipped with the package (``weights.safetensors`` + ``config.yaml``): a
+#: small ``lines`` model trained on phantom exams by ``benchmarks/plan_phantom.py --export``
+#: (the better on its validation split of a model with inputs the localizers ``loc_2ch``,
+#: ``loc_4ch``, ``loc_sax`` and one with SAX cine slices as well; channels 2CH, 3CH, 4CH and
+#: the mid-ventricular SAX slice; its ``config.yaml`` says which). ``planessl plan`` uses it
+#: without ``--model``.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+#: How reports name the shipped model.
+DEFAULT_MODEL_NAME = "the shipped phantom-trained planning model"
+
 #: A channel whose heatmap peaks below this holds no line (the targets peak at 1).
 DEFAULT_MIN_PEAK = 0.5
 #: Ridge pixels (>= threshold x peak) must be at least this many times longer than wide.
@@ -78,9 +88,10 @@ class LineModel:
     Attributes:
         channels: view type of each heatmap channel (``task.line_channels``).
         image_size, spacing_mm, clip_percentiles: the input grid of training.
+        run: the run folder; ``name``: how reports name the model (default: the folder).
     """
 
-    def __init__(self, run: str | Path, device: str = "cpu") -> None:
+    def __init__(self, run: str | Path, device: str = "cpu", name: str | None = None) -> None:
         import torch
 
         from planessl.config import PretrainConfig, _merge
@@ -96,6 +107,7 @@ class LineModel:
             raise PlaneSSLError(f"{run}: a {cfg.task.name} run has no line heads; planning needs "
                                 f"a run of --task lines (or multitask with task.alpha > 0)")
         self.run = run
+        self.name = str(run) if name is None else name
         self.channels = [str(c) for c in cfg.task.line_channels]
         spec = sample_spec(cfg)
         self.image_size, self.spacing_mm = spec.image_size, spec.spacing_mm
@@ -111,6 +123,15 @@ class LineModel:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.weights_path = source
+
+    @classmethod
+    def default(cls, device: str = "cpu") -> "LineModel":
+        """The planning model shipped with the package (:data:`DEFAULT_MODEL_DIR`)."""
+        if not (DEFAULT_MODEL_DIR / "config.yaml").is_file():
+            raise PlaneSSLError(f"{DEFAULT_MODEL_DIR}: the shipped planning model is missing "
+                                f"(reinstall planessl, or give --model RUN)")
+        return cls(DEFAULT_MODEL_DIR, device=device,
+                   name=f"{DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_DIR})")
 
     @staticmethod
     def _weights(run: Path) -> tuple[dict, Path]:

@@ -21,7 +21,7 @@ from planessl.geometry import (DEFAULT_PARALLEL_TOLERANCE_DEG, Plane, intersecti
                                plane_angle_deg)
 from planessl.planning.fit import (DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPREAD_MM, Line3D,
                                    PlaneFit, fit_plane, lift_line, line_in_pixels, plane_errors)
-from planessl.study import Series, Study
+from planessl.study import Series, Study, mid_slice_index
 
 #: View types of localizer series (written by the phantom's localizers).
 LOCALIZER_PREFIX = "loc_"
@@ -187,10 +187,11 @@ def input_images(series: Sequence[Series]) -> list[InputImage]:
 def acquired_plane(study: Study, view: str,
                    exclude: Sequence[str] = ()) -> tuple[str, Plane] | None:
     """The acquired plane of a target view: the first series of that view not among
-    ``exclude`` (series names); for a stack its middle slice."""
+    ``exclude`` (series names); for a stack its middle slice (:func:`mid_slice_index`, the
+    slice a ``task.stack_line=mid`` model is trained to plan)."""
     for s in study.series:
         if s.view == view and s.name not in exclude and s.spacing_known:
-            return s.name, s.planes[s.n_slices // 2]
+            return s.name, s.planes[mid_slice_index(s.planes)]
     return None
 
 
@@ -282,7 +283,7 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
     result = PlanResult(
         study=study.id, source=source,
         lines_from="oracle (true lines of the acquired target planes)" if oracle
-        else f"model {model.run}",
+        else f"model {getattr(model, 'name', model.run)}",
         inputs=[{"series": s.name, "view": s.view, "slices": s.n_slices,
                  "frame": images[[i.series for i in images].index(s.name)].frame}
                 for s in series],

@@ -1,0 +1,624 @@
+"""View planning from localizers on held-out phantom exams: a small line model against the
+mean-plane baseline; the UK Biobank demo subject's 2CH / 4CH planned from its SAX stack; the
+shipped default planning model.
+
+One command does everything; every step whose output exists is skipped (caches, training
+runs, selection scores), so a rerun after an interruption resumes::
+
+    PYTHONPATH=src python benchmarks/plan_phantom.py --work /tmp/planbench --export
+
+Steps:
+
+1. Caches of phantom exams with localizers (``make_study(seed, index, "small",
+   localizers=True)``): ``--train`` exams of seed ``--train-seed`` (training + a validation
+   split, ``data.val_fraction``), and ``--heldout`` exams of another seed, never seen in
+   training or model selection.
+2. Model selection: each ``--candidates`` configuration trained for ``--select-minutes``; scored
+   on the *validation* split of the training cache (planning from localizers, see
+   :func:`score`). The best is trained for ``--minutes`` (the final model, inputs localizers
+   and SAX cine slices); unless ``--no-localizer-only``, the same configuration is also
+   trained for ``--minutes`` on localizer inputs only, and the two are compared on the
+   validation split (one model for both uses, or two?).
+3. Held-out evaluation with :func:`planessl.planning.plan.plan`: from the localizers (targets
+   2CH, 3CH, 4CH, SAX) and from the SAX cine stack (2CH, 3CH, 4CH); the oracle (true lines on
+   the same localizers: the upper bound of the lift and fit) and the mean-plane baseline
+   (:func:`baseline_planes`).
+4. The UK Biobank demo subject (``--ukbb``; default ``../shared/data/ukbb_demo/1`` when it
+   exists, skipped otherwise): 2CH and 4CH from the SAX stack (``--inputs sax``).
+5. ``--export``: the better final model's (on the validation split) ``weights.safetensors`` and a ``config.yaml`` (the run's,
+   with the local cache paths removed) into ``src/planessl/planning/default_model/``, the
+   model ``planessl plan`` uses without ``--model``.
+
+Writes ``benchmarks/results/plan_phantom/{README.md,plan_phantom.csv,selection.csv}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "plan_phantom"
+EXPORT = ROOT / "src" / "planessl" / "planning" / "default_model"
+TARGETS = ("2ch", "3ch", "4ch", "sax")
+GOAL_VIEWS = ("2ch", "4ch", "sax")
+GOAL_ANGLE, GOAL_DIST = 5.0, 3.0
+
+BASE = ["task.name=lines", "data.input_views=[loc_2ch,loc_4ch,loc_sax,sax]",
+        "task.line_channels=[2ch,3ch,4ch,sax]", "task.stack_line=mid",
+        "trainer.max_epochs=-1", "trainer.progress_bar=false", "trainer.threads=1",
+        "trainer.log_every_n_steps=20"]
+#: The second final model (``--localizer-only``): inputs the localizers only, no SAX cine.
+LOC_ONLY = ["data.input_views=[loc_2ch,loc_4ch,loc_sax]"]
+#: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
+CANDIDATES = {
+    "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
+                 "data.spacing_mm=2.0", "data.batch_size=16"],
+    "f8-96px": ["model.features=[8,16,32,64,128]", "data.image_size=96",
+                "data.spacing_mm=2.67", "data.batch_size=16"],
+    "f12-128px": ["model.features=[12,24,48,96,192]", "data.image_size=128",
+                  "data.spacing_mm=2.0", "data.batch_size=16"],
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def max_time(minutes: float) -> str:
+    s = int(round(minutes * 60))
+    return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+# ----------------------------------------------------------------------------- data
+def make_cache(path: Path, seed: int, n: int):
+    from planessl.cache import MANIFEST, Cache, rebuild_manifest, write_study
+    from planessl.phantom import make_study
+
+    if (path / MANIFEST).is_file() and len(Cache(path)) == n:
+        return Cache(path)
+    log(f"writing {n} phantom exams with localizers (seed {seed}) to {path}")
+    for k in range(n):
+        write_study(path, make_study(seed, k, "small", localizers=True))
+    rebuild_manifest(path)
+    return Cache(path)
+
+
+# ----------------------------------------------------------------------------- training
+def train(run: Path, cache, overrides: list[str], minutes: float) -> float:
+    """Train (skipped when ``run`` holds weights); returns the training time (s)."""
+    from planessl.config import PretrainConfig, load_config
+    from planessl.engine import WEIGHTS_FILE
+    from planessl.pretraining import run_pretraining
+
+    done = run / "train_seconds.txt"
+    if (run / WEIGHTS_FILE).is_file() and done.is_file():
+        return float(done.read_text())
+    if run.exists():
+        shutil.rmtree(run)
+    cfg = load_config(PretrainConfig, overrides=[*BASE, *overrides,
+                                                 f"trainer.max_time={max_time(minutes)}"])
+    log(f"training {run.name}: {' '.join(overrides)} for {minutes:g} min")
+    t0 = time.time()
+    run_pretraining(cfg, cache, run, quiet=True,
+                    command=["benchmarks/plan_phantom.py", *overrides])
+    seconds = time.time() - t0
+    done.write_text(f"{seconds:.1f}\n")
+    return seconds
+
+
+def trained_steps(run: Path) -> int | None:
+    import torch
+
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        return None
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+    except Exception:
+        return None
+
+
+def last_val_metrics(run: Path) -> dict:
+    """The run's last validation metrics (``metrics.csv``): mean line angle / distance error
+    over every line channel of the validation images, and the validation loss."""
+    out = {"val_line_angle": float("nan"), "val_line_dist": float("nan"), "val_loss": float("nan")}
+    path = run / "metrics.csv"
+    if not path.is_file():
+        return out
+    with open(path) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/loss")]
+    if rows:
+        out = {"val_line_angle": float(rows[-1]["val/line_angle_deg"]),
+               "val_line_dist": float(rows[-1]["val/line_dist_mm"]),
+               "val_loss": float(rows[-1]["val/loss"])}
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluation
+def model_errors(cache, ids, model, inputs=None, targets=TARGETS) -> list[dict]:
+    """One row per (study, target): angle / distance (NaN when not planned) and why not."""
+    from planessl.planning.plan import plan
+
+    rows = []
+    for sid in ids:
+        study = cache.load(sid)
+        res = plan(study, sid, inputs=inputs, model=model, targets=list(targets))
+        for t in res.targets:
+            rows.append({"study": sid, "view": t.view, "ok": t.fit.ok,
+                         "angle": t.angle_deg if t.fit.ok else np.nan,
+                         "dist": t.distance_mm if t.fit.ok else np.nan,
+                         "reason": None if t.fit.ok else t.fit.reason})
+    return rows
+
+
+def oracle_errors(cache, ids, inputs=None, targets=TARGETS) -> list[dict]:
+    from planessl.planning.plan import plan
+
+    rows = []
+    for sid in ids:
+        res = plan(cache.load(sid), sid, inputs=inputs, oracle=True, targets=list(targets))
+        for t in res.targets:
+            rows.append({"study": sid, "view": t.view, "ok": t.fit.ok,
+                         "angle": t.angle_deg if t.fit.ok else np.nan,
+                         "dist": t.distance_mm if t.fit.ok else np.nan,
+                         "reason": None if t.fit.ok else t.fit.reason})
+    return rows
+
+
+def summarise(rows: list[dict], view: str) -> dict:
+    sel = [r for r in rows if r["view"] == view]
+    a = np.array([r["angle"] for r in sel if r["ok"]], dtype=float)
+    d = np.array([r["dist"] for r in sel if r["ok"]], dtype=float)
+    q = (lambda x, p: float(np.percentile(x, p)) if len(x) else float("nan"))
+    return {"n": len(sel), "planned": int(len(a)), "angle_median": q(a, 50),
+            "angle_p90": q(a, 90), "dist_median": q(d, 50), "dist_p90": q(d, 90)}
+
+
+def score(rows: list[dict]) -> float:
+    """Model-selection score (lower is better): over 2CH, 4CH and SAX, median angle / 5 deg
+    + median distance / 3 mm, with every target that was not planned counted at 30 deg and
+    30 mm (so a model does not win by refusing)."""
+    total = 0.0
+    for view in GOAL_VIEWS:
+        sel = [r for r in rows if r["view"] == view]
+        a = np.array([r["angle"] if r["ok"] else 30.0 for r in sel])
+        d = np.array([r["dist"] if r["ok"] else 30.0 for r in sel])
+        total += float(np.median(a)) / GOAL_ANGLE + float(np.median(d)) / GOAL_DIST
+    return total / len(GOAL_VIEWS)
+
+
+# ----------------------------------------------------------------------------- baseline
+def localizer_frame(study) -> tuple[np.ndarray, np.ndarray]:
+    """``(origin, R)``: the exam's frame defined by its localizers (columns of ``R`` are the
+    axes in patient coordinates LPS).
+
+    * z: the normal of the SAX localizer's middle slice, signed from its first to its last
+      slice (the stack's direction, base to apex as the phantom acquires it);
+    * x: the 4CH localizer's normal (DICOM row x column) made orthogonal to z;
+    * y = z x x;
+    * origin: the point where the 2CH localizer, the 4CH localizer and the SAX localizer's
+      middle slice meet (on the localizers' long axis at mid-ventricle); where those planes
+      are nearly dependent, the centre of the SAX localizer's middle slice.
+    """
+    from planessl.study import mid_slice_index
+
+    loc = {s.view: s for s in study.series if s.view.startswith("loc_")}
+    sax = loc["loc_sax"]
+    mid = sax.planes[mid_slice_index(sax.planes)]
+    z = np.asarray(mid.normal, dtype=float)
+    if sax.n_slices > 1:
+        step = np.asarray(sax.planes[-1].origin, float) - np.asarray(sax.planes[0].origin, float)
+        if step @ z < 0:
+            z = -z
+    n4 = np.asarray(loc["loc_4ch"].planes[0].normal, dtype=float)
+    x = n4 - (n4 @ z) * z
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z], axis=1)
+    p2, p4 = loc["loc_2ch"].planes[0], loc["loc_4ch"].planes[0]
+    A = np.stack([np.asarray(p.normal, float) for p in (p2, p4, mid)])
+    b = np.array([float(np.asarray(p.normal, float) @ np.asarray(p.centre_world(), float))
+                  for p in (p2, p4, mid)])
+    if abs(np.linalg.det(A)) > 0.05:
+        origin = np.linalg.solve(A, b)
+    else:
+        origin = np.asarray(mid.centre_world(), dtype=float)
+    return origin, R
+
+
+def baseline_planes(cache, train_ids) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean target plane of the training exams in the localizer frame: per view, the mean
+    of the (sign-aligned) normals and of the plane centres (field-of-view centre; for SAX the
+    middle slice), each expressed in `localizer_frame` of its own exam."""
+    acc: dict[str, list] = {v: [[], []] for v in TARGETS}
+    for sid in train_ids:
+        study = cache.load(sid)
+        o, R = localizer_frame(study)
+        for view, plane in study.target_planes(TARGETS).items():
+            n = R.T @ np.asarray(plane.normal, float)
+            c = R.T @ (np.asarray(plane.centre_world(), float) - o)
+            acc[view][0].append(n)
+            acc[view][1].append(c)
+    out = {}
+    for view, (ns, cs) in acc.items():
+        ns = np.array(ns)
+        ref = ns[0]
+        ns = ns * np.sign(ns @ ref)[:, None]
+        n = ns.mean(0)
+        out[view] = (n / np.linalg.norm(n), np.mean(cs, axis=0))
+    return out
+
+
+def baseline_errors(cache, ids, mean_planes) -> list[dict]:
+    rows = []
+    for sid in ids:
+        study = cache.load(sid)
+        o, R = localizer_frame(study)
+        acquired = study.target_planes(TARGETS)
+        for view in TARGETS:
+            n = R @ mean_planes[view][0]
+            c = o + R @ mean_planes[view][1]
+            acq = acquired[view]
+            m = np.asarray(acq.normal, float)
+            angle = float(np.degrees(np.arctan2(np.linalg.norm(np.cross(n, m)), abs(n @ m))))
+            dist = abs(float(n @ (np.asarray(acq.centre_world(), float) - c)))
+            rows.append({"study": sid, "view": view, "ok": True, "angle": angle, "dist": dist,
+                         "reason": None})
+    return rows
+
+
+# ----------------------------------------------------------------------------- UK Biobank
+def ukbb_rows(folder: Path, model) -> list[dict]:
+    from planessl.planning.plan import open_study, plan
+
+    study, source = open_study(folder)
+    rows = []
+    for how, kw in (("model", {"model": model}), ("oracle", {"oracle": True})):
+        res = plan(study, source, inputs=["sax"], targets=["2ch", "4ch"], **kw)
+        for t in res.targets:
+            rows.append({"lines": how, "view": t.view, "ok": t.fit.ok,
+                         "angle": t.angle_deg, "dist": t.distance_mm,
+                         "n_lines": t.fit.n_lines, "images": len(t.lines),
+                         "residual": t.fit.residual_rms_mm if t.fit.ok else None,
+                         "reason": t.fit.reason if not t.fit.ok else None})
+    return rows
+
+
+# ----------------------------------------------------------------------------- export
+def export(run: Path) -> Path:
+    import yaml
+
+    EXPORT.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "weights.safetensors", EXPORT / "weights.safetensors")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["data"]["caches"] = []  # local paths of the benchmark's phantom caches
+    cfg["data"]["cache_weights"] = []
+    head = ("# The default planning model of `planessl plan` (no --model): a `lines` model\n"
+            "# trained on phantom exams by benchmarks/plan_phantom.py --export\n"
+            "# (results: benchmarks/results/plan_phantom/README.md).\n")
+    (EXPORT / "config.yaml").write_text(head + yaml.safe_dump(cfg, sort_keys=False))
+    return EXPORT
+
+
+# ----------------------------------------------------------------------------- report
+def fmt(x, nd=1) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: list[dict] | None,
+                 failures: dict[str, list[str]]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / "plan_phantom.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    with open(RESULTS / "selection.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(selection[0]))
+        w.writeheader()
+        w.writerows(selection)
+    if ukbb:
+        with open(RESULTS / "ukbb_demo.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(ukbb[0]))
+            w.writeheader()
+            w.writerows(ukbb)
+
+    def rows_of(method: str, inputs: str) -> list[dict]:
+        return [r for r in table if r["method"] == method and r["inputs"] == inputs]
+
+    goal = []
+    for method in ("model", "model, localizer inputs only"):
+        rows = {r["view"]: r for r in rows_of(method, "localizers")}
+        if not rows:
+            continue
+        met = {v: bool(rows[v]["angle_median"] <= GOAL_ANGLE
+                       and rows[v]["dist_median"] <= GOAL_DIST) for v in GOAL_VIEWS}
+        goal.append(f"{method}: " + ", ".join(
+            f"{v.upper()} {'met' if met[v] else 'not met'} ({fmt(rows[v]['angle_median'])} deg, "
+            f"{fmt(rows[v]['dist_median'])} mm)" for v in GOAL_VIEWS)
+            + f" — {'met' if all(met.values()) else 'NOT met'} overall")
+    L = ["# View planning from localizers on phantom exams",
+         "",
+         "Command (from the repository root; every finished step is reused on a rerun):",
+         "",
+         f"    {info['command']}",
+         "",
+         f"- Data: phantom exams (`make_study(seed, index, \"small\", localizers=True)`): "
+         f"{info['n_train']} exams of seed {info['train_seed']} for training (of which "
+         f"{info['n_val']} are the validation split used for model selection), and "
+         f"{info['n_heldout']} held-out exams of seed {info['heldout_seed']}, never used in "
+         f"training or selection.",
+         f"- Model: `planessl pretrain` task `lines`, `{' '.join(BASE[:4])}`: one model with "
+         f"inputs localizers *and* SAX cine slices, line channels 2CH, 3CH, 4CH and the "
+         f"mid-ventricular SAX slice (rows `model`; rows `model, localizer inputs only`: the "
+         f"same configuration and training time with `{' '.join(LOC_ONLY)}`, see \"One model "
+         f"or two\" below). Selected configuration **{info['chosen']}** "
+         f"(`{' '.join(CANDIDATES[info['chosen']])}`), trained {info['final_minutes']:g} min "
+         f"({info['final_steps']} steps) on one CPU thread (`trainer.threads=1`, precision "
+         f"{info['precision']}) while two other benchmark processes shared the machine's "
+         f"2 cores. Weights: {info['weight_bytes'] / 1e6:.2f} MB (safetensors, "
+         f"{info['n_params']:,} parameters).",
+         "- Planning: `planessl.planning.plan.plan` with its defaults (lines from heatmap "
+         "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments; targets "
+         "refused when the lines lie within 10 mm rms of one line in space or farther than "
+         "10 mm rms from one plane). Errors: angle between the normals (deg) and distance "
+         "from the acquired view's centre (SAX: its mid-ventricular slice) to the proposed "
+         "plane (mm). Medians and 90th percentiles over the targets that were planned; "
+         "`planned` counts them.",
+         f"- Baseline: {info['baseline_doc']}",
+         "- Oracle: the true lines of the target planes on the same input images (the upper "
+         "bound of lifting and fitting; 0 up to float precision).",
+         "",
+         "## Held-out phantom exams",
+         "",
+         "| inputs | target | method | planned | angle median (deg) | angle p90 (deg) | "
+         "distance median (mm) | distance p90 (mm) |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in table:
+        L.append(f"| {r['inputs']} | {r['view']} | {r['method']} | {r['planned']}/{r['n']} | "
+                 f"{fmt(r['angle_median'])} | {fmt(r['angle_p90'])} | {fmt(r['dist_median'])} "
+                 f"| {fmt(r['dist_p90'])} |")
+    L += ["",
+          "Goal (median <= 5 deg and <= 3 mm for 2CH, 4CH and SAX, from localizers):", ""]
+    L += [f"- {g}." for g in goal] + [""]
+    if any(failures.values()):
+        L += ["Targets not planned (model), with the reason reported by `plan`:", ""]
+        for key, reasons in failures.items():
+            if reasons:
+                counts: dict[str, int] = {}
+                for why in reasons:
+                    short = re.sub(r"\b\d+(\.\d+)?\b", "N", why.split(" (")[0])[:110]
+                    counts[short] = counts.get(short, 0) + 1
+                for why, k in sorted(counts.items(), key=lambda kv: -kv[1]):
+                    L.append(f"- {key}: {k} x {why}")
+        L.append("")
+    L += ["## UK Biobank demo subject (2CH and 4CH from the SAX stack)", ""]
+    if ukbb:
+        L += [f"`planessl plan {info['ukbb']} --inputs sax --targets 2ch,4ch` with the final "
+              f"model (trained on phantoms only) and, for reference, `--oracle`:",
+              "",
+              "| target | lines | planned | lines used | angle (deg) | distance (mm) | "
+              "residual (mm rms) |",
+              "|---|---|---|---|---|---|---|"]
+        for r in ukbb:
+            L.append(f"| {r['view']} | {r['lines']} | {'yes' if r['ok'] else 'no: ' + str(r['reason'])} "
+                     f"| {r['n_lines']}/{r['images']} | {fmt(r['angle'])} | {fmt(r['dist'])} | "
+                     f"{fmt(r['residual'], 2)} |")
+        L.append("")
+    else:
+        L += [f"Skipped: {info['ukbb_skipped']}", ""]
+    L += ["## Model selection (validation split of the training exams)", "",
+          f"Each candidate trained {info['select_minutes']:g} min, then planned from the "
+          f"localizers of the {info['n_val']} validation exams. Score = mean over 2CH, 4CH, "
+          f"SAX of (median angle / 5 deg + median distance / 3 mm), a target not planned "
+          f"counting 30 deg / 30 mm; lower is better.",
+          "",
+          "The last columns are the training run's own last validation metrics (mean line "
+          "angle / distance error over all line channels of the validation images, and the "
+          "heatmap loss), for information; they do not enter the score.",
+          "",
+          "| configuration | overrides | steps | weights (MB) | score | 2CH angle / dist | "
+          "4CH angle / dist | SAX angle / dist | val line angle / dist | val loss |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in selection:
+        L.append(f"| {s['name']} | `{s['overrides']}` | {s['steps']} | {s['weights_mb']:.2f} | "
+                 f"{s['score']:.3f} | {fmt(s['2ch_angle'])} / {fmt(s['2ch_dist'])} | "
+                 f"{fmt(s['4ch_angle'])} / {fmt(s['4ch_dist'])} | {fmt(s['sax_angle'])} / "
+                 f"{fmt(s['sax_dist'])} | {fmt(s['val_line_angle'])} / "
+                 f"{fmt(s['val_line_dist'])} | {fmt(s['val_loss'], 4)} |")
+    scores = [s["score"] for s in selection]
+    tie = len(scores) > 1 and max(scores) - min(scores) < 1e-9
+    L += ["", f"Chosen: **{info['chosen']}**, then trained {info['final_minutes']:g} min "
+              f"from scratch as the final model."
+          + (" All candidates scored the same (the selection could not tell them apart at "
+             "this budget), so the first listed was kept." if tie else ""), ""]
+    if len(info["final_val"]) > 1:
+        L += ["## One model or two (validation split, planning from localizers)", "",
+              "The same configuration trained for the same time with inputs the localizers "
+              "only (`" + " ".join(LOC_ONLY) + "`), against the combined model (localizers "
+              "and SAX cine slices). Scored like the selection; medians over the planned "
+              "targets.", "",
+              "| final model | steps | score | 2CH planned, angle / dist | 4CH planned, angle / "
+              "dist | SAX planned, angle / dist |", "|---|---|---|---|---|---|"]
+        for e in info["final_val"]:
+            L.append(f"| {e['name']} | {e['steps']} | {e['score']:.3f} | "
+                     + " | ".join(f"{e[v + '_planned']}, {fmt(e[v + '_angle'])} / "
+                                  f"{fmt(e[v + '_dist'])}" for v in GOAL_VIEWS) + " |")
+        L.append("")
+    if info.get("exported"):
+        L += ["## Shipped model", "",
+              f"`--export` copied the **{info['shipped']}** final model (the better on the "
+              f"validation split above; ties keep the combined one) to `{info['exported']}` "
+              f"(weights {info['weight_bytes'] / 1e6:.2f} MB + `config.yaml`): "
+              f"`planessl plan STUDY` without `--model` uses it.", ""]
+    L += [f"Training time (wall, one thread): {info['train_seconds'] / 60:.1f} min in all "
+          f"(selection and final model). Wall time of the invocation that wrote this page: "
+          f"{info['wall_minutes']:.1f} min (finished steps are reused).", ""]
+    (RESULTS / "README.md").write_text("\n".join(L))
+
+
+# ----------------------------------------------------------------------------- main
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", required=True, help="folder for caches and runs (resumable)")
+    ap.add_argument("--train", type=int, default=160, help="training exams (incl. validation)")
+    ap.add_argument("--heldout", type=int, default=30, help="held-out exams")
+    ap.add_argument("--train-seed", type=int, default=1200)
+    ap.add_argument("--heldout-seed", type=int, default=9100)
+    ap.add_argument("--candidates", nargs="+", default=["f8-128px", "f8-96px", "f12-128px"],
+                    choices=sorted(CANDIDATES))
+    ap.add_argument("--select-minutes", type=float, default=3.0)
+    ap.add_argument("--minutes", type=float, default=17.0, help="training time of the final model")
+    ap.add_argument("--ukbb", default=None, help="UK Biobank demo subject folder (default: "
+                    "$PLANESSL_SHARED_DATA or ../shared/data, + ukbb_demo/1, when present)")
+    ap.add_argument("--no-localizer-only", dest="localizer_only", action="store_false",
+                    help="skip the second final model trained on localizer inputs only")
+    ap.add_argument("--export", action="store_true",
+                    help="copy the final model into src/planessl/planning/default_model")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    t_start = time.time()
+    import torch
+
+    torch.set_num_threads(1)
+    from planessl.data.module import split_ids
+    from planessl.engine import resolve_precision
+    from planessl.planning.model import LineModel
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    train_cache = make_cache(work / "train_cache", args.train_seed, args.train)
+    held_cache = make_cache(work / "heldout_cache", args.heldout_seed, args.heldout)
+    train_ids, val_ids = split_ids(train_cache.ids, 0.1, 0)  # data.val_fraction, seed defaults
+
+    # Model selection on the validation split.
+    selection = []
+    for name in args.candidates:
+        run = work / f"select_{name}"
+        train(run, train_cache, CANDIDATES[name], args.select_minutes)
+        scored = run / "val_score.json"
+        if scored.is_file():
+            entry = json.loads(scored.read_text())
+        else:
+            rows = model_errors(train_cache, val_ids, LineModel(run))
+            entry = {"name": name, "overrides": " ".join(CANDIDATES[name]),
+                     "steps": trained_steps(run),
+                     "weights_mb": (run / "weights.safetensors").stat().st_size / 1e6,
+                     "score": score(rows)}
+            for v in GOAL_VIEWS:
+                s = summarise(rows, v)
+                entry[f"{v}_angle"], entry[f"{v}_dist"] = s["angle_median"], s["dist_median"]
+            scored.write_text(json.dumps(entry))
+        entry.update(last_val_metrics(run))
+        log(f"selection {name}: score {entry['score']:.3f}")
+        selection.append(entry)
+    # Ties (e.g. no candidate plans anything after a short run) keep the first listed.
+    chosen = min(selection, key=lambda e: e["score"])["name"]
+    final = work / f"final_{chosen}"
+    train(final, train_cache, CANDIDATES[chosen], args.minutes)
+    model = LineModel(final)
+    # One model for localizer and SAX inputs, against one for localizers only: compared on
+    # the validation split (planning from localizers); the better one is shipped.
+    finals = {"combined": (final, model)}
+    if args.localizer_only:
+        run = work / f"final_{chosen}_loconly"
+        train(run, train_cache, CANDIDATES[chosen] + LOC_ONLY, args.minutes)
+        finals["localizer-only"] = (run, LineModel(run))
+    final_val = []
+    for key, (run, m) in finals.items():
+        scored = run / "val_score.json"
+        if scored.is_file():
+            entry = json.loads(scored.read_text())
+        else:
+            rows = model_errors(train_cache, val_ids, m)
+            entry = {"name": key, "score": score(rows), "steps": trained_steps(run)}
+            for v in GOAL_VIEWS:
+                s = summarise(rows, v)
+                entry[f"{v}_angle"], entry[f"{v}_dist"] = s["angle_median"], s["dist_median"]
+                entry[f"{v}_planned"] = f"{s['planned']}/{s['n']}"
+            scored.write_text(json.dumps(entry))
+        final_val.append(entry)
+        log(f"final {key}: validation score {entry['score']:.3f}")
+    shipped = min(final_val, key=lambda e: e["score"])["name"]
+
+    # Held-out evaluation.
+    log("evaluating on the held-out exams")
+    held = held_cache.ids
+    table, failures = [], {}
+    mean_planes = baseline_planes(train_cache, train_ids)
+    results = {
+        ("localizers", "model"): model_errors(held_cache, held, model),
+        **({("localizers", "model, localizer inputs only"):
+            model_errors(held_cache, held, finals["localizer-only"][1])}
+           if "localizer-only" in finals else {}),
+        ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
+        ("localizers", "oracle"): oracle_errors(held_cache, held),
+        ("sax", "model"): model_errors(held_cache, held, model, ["sax"], ("2ch", "3ch", "4ch")),
+    }
+    for (inputs, method), rows in results.items():
+        views = sorted({r["view"] for r in rows}, key=TARGETS.index)
+        for v in views:
+            table.append({"inputs": inputs, "view": v, "method": method, **summarise(rows, v)})
+        if method.startswith("model"):
+            failures[f"{method} from {inputs}"] = [f"{r['view']}: {r['reason']}" for r in rows
+                                          if not r["ok"]]
+    table.sort(key=lambda r: (r["inputs"] != "localizers", TARGETS.index(r["view"]),
+                              ["model", "model, localizer inputs only", "baseline",
+                               "oracle"].index(r["method"])))
+    with open(work / "heldout_rows.json", "w") as f:
+        json.dump({f"{k[0]}/{k[1]}": v for k, v in results.items()}, f, default=float)
+
+    # UK Biobank demo.
+    ukbb, skipped = None, None
+    shared = Path(os.environ.get("PLANESSL_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    folder = Path(args.ukbb) if args.ukbb else shared / "ukbb_demo" / "1"
+    if folder.is_dir():
+        log(f"UK Biobank demo: {folder}")
+        ukbb = ukbb_rows(folder, model)
+    else:
+        skipped = f"no UK Biobank demo folder ({folder})"
+        log(skipped)
+
+    exported = None
+    if args.export:
+        exported = export(finals[shipped][0]).relative_to(ROOT)
+        log(f"exported the final model to {exported}")
+    w = (final / "weights.safetensors")
+    n_params = sum(p.numel() for p in model.module.parameters())
+    cmd = ["PYTHONPATH=src python benchmarks/plan_phantom.py", *sys.argv[1:]]
+    info = {
+        "command": " ".join(cmd), "n_train": args.train, "train_seed": args.train_seed,
+        "n_val": len(val_ids), "n_heldout": args.heldout, "heldout_seed": args.heldout_seed,
+        "chosen": chosen, "final_minutes": args.minutes,
+        "final_steps": trained_steps(final), "select_minutes": args.select_minutes,
+        "precision": resolve_precision("auto", "cpu"), "weight_bytes": w.stat().st_size,
+        "n_params": n_params, "ukbb": folder, "ukbb_skipped": skipped,
+        "exported": exported, "wall_minutes": (time.time() - t_start) / 60,
+        "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
+                             for n in args.candidates)
+        + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
+        "final_val": final_val, "shipped": shipped,
+        "baseline_doc": " ".join(baseline_planes.__doc__.split())
+        + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "
+          "(signed first -> last slice); x = the 4CH localizer's normal made orthogonal to z; "
+          "y = z x x; origin = the point common to the 2CH localizer, the 4CH localizer and "
+          "the SAX localizer's middle slice. A test exam's proposal is the mean plane mapped "
+          "back through that exam's own frame.",
+    }
+    write_report(info, table, selection, ukbb, failures)
+    log(f"wrote {RESULTS / 'README.md'}")
+    print((RESULTS / "README.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
