@@ -145,34 +145,30 @@ def last_val_metrics(run: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- evaluation
-def model_errors(cache, ids, model, inputs=None, targets=TARGETS) -> list[dict]:
-    """One row per (study, target): angle / distance (NaN when not planned) and why not."""
+def plan_errors(cache, ids, inputs=None, targets=TARGETS, **how) -> list[dict]:
+    """One row per (study, target): angle / distance (NaN when not planned) and why not;
+    ``how``: ``model=...`` or ``oracle=True`` (passed to :func:`planessl.planning.plan.plan`)."""
     from planessl.planning.plan import plan
 
     rows = []
     for sid in ids:
-        study = cache.load(sid)
-        res = plan(study, sid, inputs=inputs, model=model, targets=list(targets))
+        res = plan(cache.load(sid), sid, inputs=inputs, targets=list(targets), **how)
         for t in res.targets:
             rows.append({"study": sid, "view": t.view, "ok": t.fit.ok,
                          "angle": t.angle_deg if t.fit.ok else np.nan,
                          "dist": t.distance_mm if t.fit.ok else np.nan,
                          "reason": None if t.fit.ok else t.fit.reason})
     return rows
+
+
+def model_errors(cache, ids, model, inputs=None, targets=TARGETS) -> list[dict]:
+    """:func:`plan_errors` of a line model."""
+    return plan_errors(cache, ids, inputs, targets, model=model)
 
 
 def oracle_errors(cache, ids, inputs=None, targets=TARGETS) -> list[dict]:
-    from planessl.planning.plan import plan
-
-    rows = []
-    for sid in ids:
-        res = plan(cache.load(sid), sid, inputs=inputs, oracle=True, targets=list(targets))
-        for t in res.targets:
-            rows.append({"study": sid, "view": t.view, "ok": t.fit.ok,
-                         "angle": t.angle_deg if t.fit.ok else np.nan,
-                         "dist": t.distance_mm if t.fit.ok else np.nan,
-                         "reason": None if t.fit.ok else t.fit.reason})
-    return rows
+    """:func:`plan_errors` of the true lines (the upper bound of lifting and fitting)."""
+    return plan_errors(cache, ids, inputs, targets, oracle=True)
 
 
 def summarise(rows: list[dict], view: str) -> dict:

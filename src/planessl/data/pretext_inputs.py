@@ -100,19 +100,32 @@ def genesis_corrupt(image: np.ndarray, rng: np.random.Generator, p_nonlinear: fl
 
 
 # ----------------------------------------------------------------------------- contrastive views
+_JITTER = None
+
+
+def _jitter_chain():
+    """The MONAI intensity chain of :func:`intensity_jitter`, built once per process."""
+    global _JITTER
+    if _JITTER is None:
+        from monai.transforms import (Compose, RandAdjustContrast, RandGaussianNoise,
+                                      RandGaussianSmooth, RandScaleIntensity)
+        _JITTER = Compose([RandAdjustContrast(prob=0.8, gamma=(0.6, 1.6)),
+                           RandScaleIntensity(factors=0.3, prob=0.8),
+                           RandGaussianSmooth(sigma_x=(0.25, 1.0), sigma_y=(0.25, 1.0),
+                                              prob=0.3),
+                           RandGaussianNoise(prob=0.5, std=0.1)])
+    return _JITTER
+
+
 def intensity_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random gamma, scale, Gaussian noise and blur (MONAI transforms, seeded from ``rng``),
     then z-scored again; float32 (H, W)."""
-    from monai.transforms import (Compose, RandAdjustContrast, RandGaussianNoise,
-                                  RandGaussianSmooth, RandScaleIntensity)
-
     x = np.asarray(image, dtype=np.float32)
     lo = float(x.min())
     pos = x - lo  # gamma needs non-negative values
-    chain = Compose([RandAdjustContrast(prob=0.8, gamma=(0.6, 1.6)),
-                     RandScaleIntensity(factors=0.3, prob=0.8),
-                     RandGaussianSmooth(sigma_x=(0.25, 1.0), sigma_y=(0.25, 1.0), prob=0.3),
-                     RandGaussianNoise(prob=0.5, std=0.1 * float(pos.std() or 1.0))])
+    chain = _jitter_chain()
+    # The noise level follows the image; the chain is reseeded from the item's generator.
+    chain.transforms[-1].std = 0.1 * float(pos.std() or 1.0)
     chain.set_random_state(seed=int(rng.integers(2 ** 31 - 1)))
     out = np.asarray(chain(pos[None]), dtype=np.float32)[0]
     out -= out.mean()
