@@ -10,6 +10,9 @@ configs/acdc_pretrain.yaml:
 
 - ``scratch``: no pretraining;
 - ``slices-acdc``: relative slice location on the 39 unlabelled ACDC patients (real data);
+- ``slices-genesis-acdc`` / ``multitask-genesis-mixed``: ``slices-acdc`` / ``multitask-mixed``
+  plus the Models Genesis restoration term (``task.restore_weight=1``), which pretrains the
+  decoder as well;
 - ``multitask-phantom``: lines (2CH, 4CH) + slice location on phantom studies only (sim→real);
 - ``multitask-mixed``: both sources in one run, half of the samples each: lines from the
   phantoms, slice location from both;
@@ -63,7 +66,11 @@ GEOMETRY_ARMS = ("slices-acdc", "multitask-phantom", "multitask-mixed")
 # views, so they come from the phantoms like multitask-phantom.
 COMPETING_ARMS = ("simclr-acdc", "gcl-acdc", "pcl-acdc", "rotation-acdc", "genesis-acdc",
                   "anatomy-phantom")
-METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS)
+# The plane-geometry tasks with the restoration term (task.restore_weight): slice location on
+# the ACDC pool, or lines + slices on the mixed caches, plus Models Genesis restoration, so the
+# decoder is pretrained too.
+RESTORE_ARMS = ("slices-genesis-acdc", "multitask-genesis-mixed")
+METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS, *RESTORE_ARMS)
 
 
 def phantom_cache(work: Path, n: int, seed: int = 1) -> Path:
@@ -94,7 +101,12 @@ def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: 
               "anatomy-phantom": ArmConfig(task="anatomy", data=[str(phantom)], pool=False),
               "multitask-phantom": ArmConfig(task="multitask", data=[str(phantom)], pool=False),
               "multitask-mixed": ArmConfig(task="multitask", data=[str(phantom)], pool=True,
-                                           weights=[1.0, 1.0])})
+                                           weights=[1.0, 1.0]),
+              "slices-genesis-acdc": ArmConfig(task="slices", data=[], pool=True,
+                                               overrides=["task.restore_weight=1.0"]),
+              "multitask-genesis-mixed": ArmConfig(task="multitask", data=[str(phantom)],
+                                                   pool=True, weights=[1.0, 1.0],
+                                                   overrides=["task.restore_weight=1.0"])})
 
 
 def merge(parts: list[Path], into: Path) -> None:

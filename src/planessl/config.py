@@ -137,6 +137,10 @@ class TaskConfig:
             of different studies are positives).
         position_threshold: ``pcl``: slices whose relative locations differ by less than
             this are positives.
+        restore_weight: weight γ of a Models Genesis restoration term added to a
+            plane-geometry task (``lines``, ``slices``, ``multitask``; 0 = none): the
+            encoder-decoder also restores each image from a corrupted copy (mean squared
+            error), so the decoder is pretrained too; the geometry heads see the clean image.
         knee_laterality: ``right`` or ``left``: the knee assumed for knee studies that do
             not record which knee they image (DICOM Laterality, ImageLaterality or a side
             named in BodyPartExamined / the series description); it decides which end of a
@@ -155,6 +159,7 @@ class TaskConfig:
     projection_dim: int = 128
     partitions: int = 4
     position_threshold: float = 0.1
+    restore_weight: float = 0.0
     knee_laterality: str = "right"
 
 

@@ -22,7 +22,12 @@ def sample_spec(cfg: PretrainConfig):
         raise PlaneSSLError(f"model.preset must be one of {', '.join(PRESETS)}, got {cfg.model.preset!r}")
     preset = PRESETS[cfg.model.preset]
     alpha, beta = task_weights(cfg)
-    needs = task_needs(cfg.task.name, alpha, beta)
+    if cfg.task.restore_weight < 0:
+        raise PlaneSSLError(f"task.restore_weight must be >= 0, got {cfg.task.restore_weight}")
+    if cfg.task.restore_weight > 0 and cfg.task.name not in ("lines", "slices", "multitask"):
+        raise PlaneSSLError("task.restore_weight applies to the plane-geometry tasks (lines, "
+                            f"slices, multitask), not to {cfg.task.name!r}")
+    needs = task_needs(cfg.task.name, alpha, beta, cfg.task.restore_weight)
     size = cfg.data.image_size or preset.image_size
     depth = len(cfg.model.features or preset.features) - 1
     if size % (2 ** depth):

@@ -1,4 +1,6 @@
-"""The pretraining LightningModule: lines, slices, or both (α·L_lines + β·L_slice).
+"""The pretraining LightningModule: lines, slices, or both (α·L_lines + β·L_slice), with an
+optional Models Genesis restoration term γ·L_restore (``task.restore_weight``) that also
+pretrains the decoder of the slice task.
 
 One module serves the three pretext tasks; the task decides which heads exist and the loss
 weights (``lines``: α=1, β=0; ``slices``: α=0, β=1; ``multitask``: the configured α, β).
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from planessl.config import PretrainConfig
 from planessl.models.heads import LineHead, SliceHead
@@ -47,7 +50,8 @@ class PretrainModule(PretextModule):
             as stored in checkpoints).
     """
 
-    metric_names = ("line_angle_deg", "line_dist_mm", "line_fit_failed", "slice_mae")
+    metric_names = ("line_angle_deg", "line_dist_mm", "line_fit_failed", "slice_mae",
+                    "restore_mse")
 
     def __init__(self, config: PretrainConfig | dict) -> None:
         super().__init__(config)
@@ -57,8 +61,11 @@ class PretrainModule(PretextModule):
             self.heads["lines"] = LineHead(self.backbone.out_channels, len(config.task.line_channels))
         if self.beta > 0:
             self.heads["slices"] = SliceHead(self.backbone.deep_channels, config.task.slice_hidden)
-        if "lines" not in self.heads:  # the slice task trains the encoder only
-            self.freeze_decoder()
+        self.gamma = float(config.task.restore_weight)
+        if self.gamma > 0:  # restoration from a corrupted copy (Models Genesis, 2D)
+            self.heads["restore"] = torch.nn.Conv2d(self.backbone.out_channels, 1, kernel_size=1)
+        if "lines" not in self.heads and "restore" not in self.heads:
+            self.freeze_decoder()  # the slice task alone trains the encoder only
         self._preview: dict[str, np.ndarray] | None = None
         self.preview_path: Path | None = None
 
@@ -76,10 +83,26 @@ class PretrainModule(PretextModule):
             out["slices"] = self.heads["slices"](enc[-1])
         return out
 
+    def clean_image(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The image the geometry heads see: with the restoration term the sample's input
+        is the corrupted copy and ``target`` the clean image."""
+        return batch["target"] if "restore" in self.heads else batch["image"]
+
+    def outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The geometry heads on the clean image, and ``restore`` (B, 1, H, W) from the
+        corrupted one when the restoration term is on."""
+        out = self(self.clean_image(batch))
+        if "restore" in self.heads:
+            out["restore"] = self.heads["restore"](self.backbone(batch["image"])[0])
+        return out
+
     def losses(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
                ) -> dict[str, torch.Tensor]:
         parts = {}
         total = 0.0
+        if "restore" in out:
+            parts["restore_loss"] = F.mse_loss(out["restore"].float(), batch["target"])
+            total = total + self.gamma * parts["restore_loss"]
         if "lines" in out:
             parts["line_loss"] = line_loss(out["lines"], batch)
             total = total + self.alpha * parts["line_loss"]
@@ -90,13 +113,15 @@ class PretrainModule(PretextModule):
         return parts
 
     def step_losses(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
-        return self.losses(self(batch["image"]), batch)
+        return self.losses(self.outputs(batch), batch)
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out = self(batch["image"])
+        out = self.outputs(batch)
         parts = self.losses(out, batch)
         bs = batch["image"].shape[0]
+        if "restore" in out:
+            self.val_metrics["restore_mse"].update(parts["restore_loss"].detach(), bs)
         self.val_metrics["loss"].update(parts["loss"].detach(), bs)
         if "lines" in out:
             m = line_metrics(out["lines"], batch)
@@ -111,7 +136,8 @@ class PretrainModule(PretextModule):
         if batch_idx == 0 and "lines" in out:
             n = min(4, bs)
             self._preview = {k: batch[k][:n].detach().cpu().numpy()
-                             for k in ("image", "lines", "line_mask", "spacing")}
+                             for k in ("lines", "line_mask", "spacing")}
+            self._preview["image"] = self.clean_image(batch)[:n].detach().cpu().numpy()
             self._preview["pred"] = out["lines"][:n].detach().float().cpu().numpy()
 
     def logged_metric_names(self) -> list[str]:
@@ -122,6 +148,8 @@ class PretrainModule(PretextModule):
             names += ["line_angle_deg", "line_dist_mm", "line_fit_failed"]
         if "slices" in self.heads:
             names += ["slice_mae"]
+        if "restore" in self.heads:
+            names += ["restore_mse"]
         return names
 
     def on_validation_epoch_end(self) -> None:

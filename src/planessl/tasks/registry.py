@@ -35,14 +35,19 @@ class TaskNeeds:
     needs_views: bool = False
 
 
-def task_needs(name: str, alpha: float = 1.0, beta: float = 1.0) -> TaskNeeds:
-    """The needs of task ``name`` (``alpha``/``beta``: the multitask loss weights)."""
+def task_needs(name: str, alpha: float = 1.0, beta: float = 1.0,
+               restore_weight: float = 0.0) -> TaskNeeds:
+    """The needs of task ``name`` (``alpha``/``beta``: the multitask loss weights;
+    ``restore_weight`` > 0: a plane-geometry task with the restoration term, whose samples
+    hold the corrupted image as input and the clean one as ``target``)."""
+    restore = "genesis" if restore_weight > 0 else "image"
     if name == "lines":
-        return TaskNeeds(lines=True, needs_views=True)
+        return TaskNeeds(lines=True, needs_views=True, pretext_input=restore)
     if name == "slices":
-        return TaskNeeds(slice_location=True)
+        return TaskNeeds(slice_location=True, pretext_input=restore)
     if name == "multitask":
-        return TaskNeeds(lines=alpha > 0, slice_location=beta > 0, needs_views=alpha > 0)
+        return TaskNeeds(lines=alpha > 0, slice_location=beta > 0, needs_views=alpha > 0,
+                         pretext_input=restore)
     if name == "anatomy":
         return TaskNeeds(regions=True, needs_views=True)
     if name in ("gcl", "pcl"):
