@@ -139,7 +139,7 @@ def report() -> int:
     full = summarise_results(rows, "mean_dice", scratch_arms, ns)
     write_rows(RESULTS / "results.csv", rows)
     (RESULTS / "summary.md").write_text(summary)
-    plot_results(rows, "mean_dice", methods, [1, 2, 5], RESULTS / "dice_vs_n.png")
+    plot_results(rows, "mean_dice", methods, ns, RESULTS / "dice_vs_n.png")
     text = [
         "# ACDC few-label ablations", "",
         (__doc__ or "").split("Every ablation")[0].strip(), "",
