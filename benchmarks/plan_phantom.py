@@ -18,11 +18,17 @@ Steps:
    :func:`score`). The best is trained for ``--minutes`` (the final model, inputs localizers
    and SAX cine slices); unless ``--no-localizer-only``, the same configuration is also
    trained for ``--minutes`` on localizer inputs only, and the two are compared on the
-   validation split (one model for both uses, or two?).
+   validation split (one model for both uses, or two?). Unless ``--long-minutes 0``, the
+   localizer-only model is also trained longer (``--long-minutes``, at most ``--long-steps``
+   steps, warm-up + cosine learning rate: :data:`LONG`) and compared likewise; the best of the
+   final models on the validation split is the one ``--export`` ships.
 3. Held-out evaluation with :func:`planessl.planning.plan.plan`: from the localizers (targets
    2CH, 3CH, 4CH, SAX) and from the SAX cine stack (2CH, 3CH, 4CH); the oracle (true lines on
    the same localizers: the upper bound of the lift and fit) and the mean-plane baseline
-   (:func:`baseline_planes`).
+   (:func:`baseline_planes`). Planning uses ``plan``'s defaults (outlier lines dropped,
+   test-time augmentation); the rows ``before`` plan with the localizer-only model as before
+   those were added (:data:`PLAIN`: plain least squares, one prediction per image), so the
+   change shows. Model selection (step 2) scores with :data:`PLAIN` as it always did.
 4. The UK Biobank demo subject (``--ukbb``; default ``../shared/data/ukbb_demo/1`` when it
    exists, skipped otherwise): 2CH and 4CH from the SAX stack (``--inputs sax``).
 5. ``--export``: the better final model's (on the validation split) ``weights.safetensors`` and a ``config.yaml`` (the run's,
@@ -59,6 +65,15 @@ BASE = ["task.name=lines", "data.input_views=[loc_2ch,loc_4ch,loc_sax,sax]",
         "trainer.log_every_n_steps=20"]
 #: The second final model (``--localizer-only``): inputs the localizers only, no SAX cine.
 LOC_ONLY = ["data.input_views=[loc_2ch,loc_4ch,loc_sax]"]
+#: The longer-trained localizer-only model (``--long-minutes``): learning-rate schedule.
+LONG = ["optim.schedule=cosine", "optim.warmup_steps=100"]
+#: Planning as before outlier rejection and test-time augmentation (``plan`` keyword args).
+PLAIN = {"outlier_rms_mm": None, "tta": False}
+#: Method names of the held-out table's model rows.
+M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
+    "model, localizer inputs only, long"
+M_BEFORE = "before: model, localizer inputs only, plain fit"
+METHODS = [M_COMBINED, M_LOC, M_LONG, M_BEFORE, "baseline", "oracle"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -161,9 +176,9 @@ def plan_errors(cache, ids, inputs=None, targets=TARGETS, **how) -> list[dict]:
     return rows
 
 
-def model_errors(cache, ids, model, inputs=None, targets=TARGETS) -> list[dict]:
-    """:func:`plan_errors` of a line model."""
-    return plan_errors(cache, ids, inputs, targets, model=model)
+def model_errors(cache, ids, model, inputs=None, targets=TARGETS, **how) -> list[dict]:
+    """:func:`plan_errors` of a line model (``how``: planning options such as :data:`PLAIN`)."""
+    return plan_errors(cache, ids, inputs, targets, model=model, **how)
 
 
 def oracle_errors(cache, ids, inputs=None, targets=TARGETS) -> list[dict]:
@@ -332,7 +347,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         return [r for r in table if r["method"] == method and r["inputs"] == inputs]
 
     goal = []
-    for method in ("model", "model, localizer inputs only"):
+    for method in (M_COMBINED, M_LOC, M_LONG, M_BEFORE):
         rows = {r["view"]: r for r in rows_of(method, "localizers")}
         if not rows:
             continue
@@ -362,11 +377,23 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
          f"({info['final_steps']} steps) on one CPU thread (`trainer.threads=1`, precision "
          f"{info['precision']}) while two other benchmark processes shared the machine's "
          f"2 cores. Weights: {info['weight_bytes'] / 1e6:.2f} MB (safetensors, "
-         f"{info['n_params']:,} parameters).",
-         "- Planning: `planessl.planning.plan.plan` with its defaults (lines from heatmap "
-         "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments; targets "
-         "refused when the lines lie within 10 mm rms of one line in space or farther than "
-         "10 mm rms from one plane). Errors: angle between the normals (deg) and distance "
+         f"{info['n_params']:,} parameters)."]
+    if info.get("long"):
+        lg = info["long"]
+        L.append(f"- Rows `{M_LONG}`: the localizer-only configuration trained longer, "
+                 f"`{' '.join(lg['overrides'])}`, for {lg['minutes']:.1f} min "
+                 f"({lg['steps']} steps; limits {lg['max_minutes']:g} min / "
+                 f"{lg['max_steps']} steps) on one CPU thread beside another benchmark "
+                 f"(training `nice -n 5`).")
+    L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
+         "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
+         "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
+         "lines dropped while the residual exceeds 5 mm rms and the rest still determine a "
+         "plane; targets refused when the lines lie within 10 mm rms of one line in space "
+         "or farther than 10 mm rms from one plane). "
+         f"Rows `{M_BEFORE}`: the same localizer-only model planned as before outlier "
+         "rejection and test-time augmentation existed (one prediction per image, plain "
+         "least squares over all lines): the numbers this page showed before. Errors: angle between the normals (deg) and distance "
          "from the acquired view's centre (SAX: its mid-ventricular slice) to the proposed "
          "plane (mm). Medians and 90th percentiles over the targets that were planned; "
          "`planned` counts them.",
@@ -397,6 +424,21 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                 for why, k in sorted(counts.items(), key=lambda kv: -kv[1]):
                     L.append(f"- {key}: {k} x {why}")
         L.append("")
+    if info.get("before_after"):
+        L += ["## Before / after (held-out, from localizers)", "",
+              "Median angle / distance and planned count per target; `before` is the shipped "
+              "model of the previous version of this page with the previous planning.", "",
+              "| target | " + " | ".join(m for m, _ in info["before_after"]) + " |",
+              "|---|" + "---|" * len(info["before_after"])]
+        for v in TARGETS:
+            cells = []
+            for m, _ in info["before_after"]:
+                r = next((r for r in rows_of(m, "localizers") if r["view"] == v), None)
+                cells.append("—" if r is None else
+                             f"{fmt(r['angle_median'])} deg / {fmt(r['dist_median'])} mm "
+                             f"({r['planned']}/{r['n']})")
+            L.append(f"| {v} | " + " | ".join(cells) + " |")
+        L.append("")
     L += ["## UK Biobank demo subject (2CH and 4CH from the SAX stack)", ""]
     if ukbb:
         L += [f"`planessl plan {info['ukbb']} --inputs sax --targets 2ch,4ch` with the final "
@@ -414,7 +456,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += [f"Skipped: {info['ukbb_skipped']}", ""]
     L += ["## Model selection (validation split of the training exams)", "",
           f"Each candidate trained {info['select_minutes']:g} min, then planned from the "
-          f"localizers of the {info['n_val']} validation exams. Score = mean over 2CH, 4CH, "
+          f"localizers of the {info['n_val']} validation exams (plain fit and one prediction "
+          f"per image, as when the selection was made). Score = mean over 2CH, 4CH, "
           f"SAX of (median angle / 5 deg + median distance / 3 mm), a target not planned "
           f"counting 30 deg / 30 mm; lower is better.",
           "",
@@ -441,8 +484,9 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += ["## One model or two (validation split, planning from localizers)", "",
               "The same configuration trained for the same time with inputs the localizers "
               "only (`" + " ".join(LOC_ONLY) + "`), against the combined model (localizers "
-              "and SAX cine slices). Scored like the selection; medians over the planned "
-              "targets.", "",
+              "and SAX cine slices), and the localizer-only one trained longer (`long`). "
+              "Scored like the selection, but planned with `plan`'s defaults (outlier "
+              "rejection, test-time augmentation); medians over the planned targets.", "",
               "| final model | steps | score | 2CH planned, angle / dist | 4CH planned, angle / "
               "dist | SAX planned, angle / dist |", "|---|---|---|---|---|---|"]
         for e in info["final_val"]:
@@ -452,12 +496,12 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L.append("")
     if info.get("exported"):
         L += ["## Shipped model", "",
-              f"`--export` copied the **{info['shipped']}** final model (the better on the "
-              f"validation split above; ties keep the combined one) to `{info['exported']}` "
+              f"`--export` copied the **{info['shipped']}** final model (the best on the "
+              f"validation split above; ties keep the first listed) to `{info['exported']}` "
               f"(weights {info['weight_bytes'] / 1e6:.2f} MB + `config.yaml`): "
               f"`planessl plan STUDY` without `--model` uses it.", ""]
     L += [f"Training time (wall, one thread): {info['train_seconds'] / 60:.1f} min in all "
-          f"(selection and final model). Wall time of the invocation that wrote this page: "
+          f"(selection and final models). Wall time of the invocation that wrote this page: "
           f"{info['wall_minutes']:.1f} min (finished steps are reused).", ""]
     (RESULTS / "README.md").write_text("\n".join(L))
 
@@ -478,6 +522,10 @@ def main() -> int:
                     "$PLANESSL_SHARED_DATA or ../shared/data, + ukbb_demo/1, when present)")
     ap.add_argument("--no-localizer-only", dest="localizer_only", action="store_false",
                     help="skip the second final model trained on localizer inputs only")
+    ap.add_argument("--long-minutes", type=float, default=60.0,
+                    help="training time of the longer-trained localizer-only model (0: skip)")
+    ap.add_argument("--long-steps", type=int, default=5000,
+                    help="its step limit (the cosine learning rate reaches 0 there)")
     ap.add_argument("--export", action="store_true",
                     help="copy the final model into src/planessl/planning/default_model")
     args = ap.parse_args()
@@ -505,7 +553,7 @@ def main() -> int:
         if scored.is_file():
             entry = json.loads(scored.read_text())
         else:
-            rows = model_errors(train_cache, val_ids, LineModel(run))
+            rows = model_errors(train_cache, val_ids, LineModel(run), **PLAIN)
             entry = {"name": name, "overrides": " ".join(CANDIDATES[name]),
                      "steps": trained_steps(run),
                      "weights_mb": (run / "weights.safetensors").stat().st_size / 1e6,
@@ -529,9 +577,18 @@ def main() -> int:
         run = work / f"final_{chosen}_loconly"
         train(run, train_cache, CANDIDATES[chosen] + LOC_ONLY, args.minutes)
         finals["localizer-only"] = (run, LineModel(run))
+    long_info = None
+    if args.long_minutes > 0:
+        run = work / f"final_{chosen}_loconly_long"
+        over = CANDIDATES[chosen] + LOC_ONLY + LONG + [f"trainer.max_steps={args.long_steps}"]
+        seconds = train(run, train_cache, over, args.long_minutes)
+        finals["long"] = (run, LineModel(run))
+        long_info = {"overrides": over[len(CANDIDATES[chosen]):], "minutes": seconds / 60,
+                     "steps": trained_steps(run), "max_minutes": args.long_minutes,
+                     "max_steps": args.long_steps}
     final_val = []
     for key, (run, m) in finals.items():
-        scored = run / "val_score.json"
+        scored = run / "val_score_plan.json"  # planned with plan's defaults
         if scored.is_file():
             entry = json.loads(scored.read_text())
         else:
@@ -552,10 +609,13 @@ def main() -> int:
     table, failures = [], {}
     mean_planes = baseline_planes(train_cache, train_ids)
     results = {
-        ("localizers", "model"): model_errors(held_cache, held, model),
-        **({("localizers", "model, localizer inputs only"):
-            model_errors(held_cache, held, finals["localizer-only"][1])}
+        ("localizers", M_COMBINED): model_errors(held_cache, held, model),
+        **({("localizers", M_LOC): model_errors(held_cache, held, finals["localizer-only"][1]),
+            ("localizers", M_BEFORE): model_errors(held_cache, held,
+                                                   finals["localizer-only"][1], **PLAIN)}
            if "localizer-only" in finals else {}),
+        **({("localizers", M_LONG): model_errors(held_cache, held, finals["long"][1])}
+           if "long" in finals else {}),
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
         ("localizers", "oracle"): oracle_errors(held_cache, held),
         ("sax", "model"): model_errors(held_cache, held, model, ["sax"], ("2ch", "3ch", "4ch")),
@@ -564,12 +624,11 @@ def main() -> int:
         views = sorted({r["view"] for r in rows}, key=TARGETS.index)
         for v in views:
             table.append({"inputs": inputs, "view": v, "method": method, **summarise(rows, v)})
-        if method.startswith("model"):
+        if method not in ("baseline", "oracle"):
             failures[f"{method} from {inputs}"] = [f"{r['view']}: {r['reason']}" for r in rows
                                           if not r["ok"]]
     table.sort(key=lambda r: (r["inputs"] != "localizers", TARGETS.index(r["view"]),
-                              ["model", "model, localizer inputs only", "baseline",
-                               "oracle"].index(r["method"])))
+                              METHODS.index(r["method"])))
     with open(work / "heldout_rows.json", "w") as f:
         json.dump({f"{k[0]}/{k[1]}": v for k, v in results.items()}, f, default=float)
 
@@ -602,7 +661,9 @@ def main() -> int:
         "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
                              for n in args.candidates)
         + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
-        "final_val": final_val, "shipped": shipped,
+        "final_val": final_val, "shipped": shipped, "long": long_info,
+        "before_after": [(m, m) for m in (M_BEFORE, M_LOC, M_LONG)
+                         if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "
           "(signed first -> last slice); x = the 4CH localizer's normal made orthogonal to z; "
