@@ -160,14 +160,18 @@ def last_val_metrics(run: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- evaluation
-def plan_errors(cache, ids, inputs=None, targets=TARGETS, **how) -> list[dict]:
+def plan_errors(cache, ids, inputs=None, targets=TARGETS, lines: list | None = None,
+                **how) -> list[dict]:
     """One row per (study, target): angle / distance (NaN when not planned) and why not;
-    ``how``: ``model=...`` or ``oracle=True`` (passed to :func:`planessl.planning.plan.plan`)."""
+    ``how``: ``model=...`` or ``oracle=True`` (passed to :func:`planessl.planning.plan.plan`).
+    ``lines``: when given, receives :func:`line_rows` of every study."""
     from planessl.planning.plan import plan
 
     rows = []
     for sid in ids:
         res = plan(cache.load(sid), sid, inputs=inputs, targets=list(targets), **how)
+        if lines is not None:
+            lines.extend(line_rows(res))
         for t in res.targets:
             rows.append({"study": sid, "view": t.view, "ok": t.fit.ok,
                          "angle": t.angle_deg if t.fit.ok else np.nan,
@@ -176,9 +180,97 @@ def plan_errors(cache, ids, inputs=None, targets=TARGETS, **how) -> list[dict]:
     return rows
 
 
-def model_errors(cache, ids, model, inputs=None, targets=TARGETS, **how) -> list[dict]:
+def model_errors(cache, ids, model, inputs=None, targets=TARGETS, lines: list | None = None,
+                 **how) -> list[dict]:
     """:func:`plan_errors` of a line model (``how``: planning options such as :data:`PLAIN`)."""
-    return plan_errors(cache, ids, inputs, targets, model=model, **how)
+    return plan_errors(cache, ids, inputs, targets, lines=lines, model=model, **how)
+
+
+def line_rows(result) -> list[dict]:
+    """Each predicted line of a :class:`~planessl.planning.plan.PlanResult` against the true
+    line of the acquired target plane on the same input image: angle (deg; ``signed_angle``
+    from the true to the predicted line, in the image's row/column frame) and distance (mm,
+    at the image centre), with the study, target view and input view."""
+    from planessl.evaluation.lines import line_errors, line_in_mm
+    from planessl.geometry import intersection_line
+
+    images = {img.name: img for img in result.images}
+    out = []
+    for t in result.targets:
+        if t.acquired_plane is None:
+            continue
+        for rec in t.lines:
+            img = images[rec.image]
+            true = intersection_line(img.plane, t.acquired_plane)
+            if rec.abc is None or true is None:
+                continue
+            tabc = (true.a, true.b, true.c)
+            angle, dist = line_errors(rec.abc, tabc, img.plane.shape, img.plane.spacing)
+            pm, tm = line_in_mm(rec.abc, img.plane.spacing), line_in_mm(tabc, img.plane.spacing)
+            if pm[:2] @ tm[:2] < 0:
+                pm = -pm
+            signed = float(np.degrees(np.arctan2(pm[0] * tm[1] - pm[1] * tm[0], pm[:2] @ tm[:2])))
+            out.append({"study": result.study, "view": t.view, "input": img.view,
+                        "angle": angle, "dist": dist, "signed_angle": signed})
+    return out
+
+
+def line_summary(lines: list[dict]) -> list[dict]:
+    """Per (target view, input view): median / p90 line angle and distance errors; and, over
+    the studies with >= 2 lines of that pair, the median within-study sd of the signed angle
+    error and the sd of its study means (a systematic error shows as between > within)."""
+    out = []
+    keys = sorted({(r["view"], r["input"]) for r in lines}, key=lambda k: (TARGETS.index(k[0]), k[1]))
+    for view, inp in keys:
+        sel = [r for r in lines if r["view"] == view and r["input"] == inp]
+        a = np.array([r["angle"] for r in sel])
+        d = np.array([r["dist"] for r in sel])
+        by: dict[str, list[float]] = {}
+        for r in sel:
+            by.setdefault(r["study"], []).append(r["signed_angle"])
+        multi = [v for v in by.values() if len(v) >= 2]
+        out.append({"view": view, "input": inp, "n": len(sel),
+                    "angle_median": float(np.median(a)), "angle_p90": float(np.percentile(a, 90)),
+                    "dist_median": float(np.median(d)), "dist_p90": float(np.percentile(d, 90)),
+                    "within_sd": float(np.median([np.std(v, ddof=1) for v in multi]))
+                    if multi else float("nan"),
+                    "between_sd": float(np.std([np.mean(v) for v in multi]))
+                    if len(multi) > 1 else float("nan")})
+    return out
+
+
+def planning_floor(seed: int, n: int, draws: int = 100) -> dict[str, dict]:
+    """The phantom technologist's own planning noise: for each of ``n`` subjects of
+    ``seed``, the target planes are re-planned ``draws`` times on the same anatomy
+    (:func:`planessl.phantom.planning.plan_views` with fresh generators); each draw's error
+    against the best single plane for that anatomy (normal: the mean of the draws' normals;
+    position: the median of their centres along it; SAX: the middle slice). No prediction from
+    the anatomy can beat it: the median over subjects and draws is a floor for the model's
+    median angle (deg) and distance (mm)."""
+    from planessl.phantom.planning import plan_views
+    from planessl.phantom.subject import PRESETS, make_anatomy
+    from planessl.study import mid_slice_index
+
+    acc: dict[str, list] = {v: [[], []] for v in TARGETS}
+    for k in range(n):
+        anatomy = make_anatomy(seed, k, "small")[0]
+        planes: dict[str, list] = {v: [] for v in TARGETS}
+        for d in range(draws):
+            views = plan_views(anatomy, np.random.default_rng([seed, k, d, 0xF1]),
+                               PRESETS["small"].planning)
+            for v in TARGETS:
+                stack = views[v]
+                planes[v].append(stack[mid_slice_index(stack)])
+        for v in TARGETS:
+            ns = np.array([np.asarray(p.normal, float) for p in planes[v]])
+            ns *= np.sign(ns @ ns[0])[:, None]
+            nbar = ns.mean(0) / np.linalg.norm(ns.mean(0))
+            cs = np.array([np.asarray(p.centre_world(), float) for p in planes[v]])
+            off = float(np.median(cs @ nbar))
+            acc[v][0] += list(np.degrees(np.arccos(np.clip(np.abs(ns @ nbar), 0, 1))))
+            acc[v][1] += list(np.abs(cs @ nbar - off))
+    return {v: {"angle_median": float(np.median(a)), "dist_median": float(np.median(d))}
+            for v, (a, d) in acc.items()}
 
 
 def oracle_errors(cache, ids, inputs=None, targets=TARGETS) -> list[dict]:
@@ -439,6 +531,29 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                              f"({r['planned']}/{r['n']})")
             L.append(f"| {v} | " + " | ".join(cells) + " |")
         L.append("")
+    if info.get("line_summary"):
+        L += ["## Where the error comes from (held-out, shipped model)", "",
+              f"Each line that `{info['shipped_method']}` predicted on a localizer, against "
+              "the true line of the acquired target plane on that image (`plan`'s defaults; "
+              "distance at the image centre). `within` / `between`: the median sd of the "
+              "signed angle error over the slices of one exam, and the sd of the exams' mean "
+              "errors: between >> within means the error is the model's misjudgement of the "
+              "exam, shared by its slices, which no fitting or averaging removes.", "",
+              "| target | on | lines | angle median / p90 (deg) | distance median / p90 (mm) "
+              "| within / between sd (deg) |", "|---|---|---|---|---|---|"]
+        for r in info["line_summary"]:
+            L.append(f"| {r['view']} | {r['input']} | {r['n']} | {fmt(r['angle_median'])} / "
+                     f"{fmt(r['angle_p90'])} | {fmt(r['dist_median'])} / {fmt(r['dist_p90'])} "
+                     f"| {fmt(r['within_sd'])} / {fmt(r['between_sd'])} |")
+        fl = info["floor"]
+        L += ["", "Floor: the phantom's technologist plans the targets with random errors of "
+              "their own (`PlanningSettings`: tilts, offsets, the SAX stack's start and "
+              "slice gap, which place its middle slice). Re-planning each held-out anatomy "
+              "100 times, the median error of a draw against the best single plane for that "
+              "anatomy (`planning_floor`) is: "
+              + ", ".join(f"{v.upper()} {fmt(fl[v]['angle_median'])} deg / "
+                          f"{fmt(fl[v]['dist_median'])} mm" for v in TARGETS)
+              + ". No model can beat these medians on average.", ""]
     L += ["## UK Biobank demo subject (2CH and 4CH from the SAX stack)", ""]
     if ukbb:
         L += [f"`planessl plan {info['ukbb']} --inputs sax --targets 2ch,4ch` with the final "
@@ -608,13 +723,19 @@ def main() -> int:
     held = held_cache.ids
     table, failures = [], {}
     mean_planes = baseline_planes(train_cache, train_ids)
+    method_of = {"combined": M_COMBINED, "localizer-only": M_LOC, "long": M_LONG}
+    diag_lines: list[dict] = []  # the shipped model's lines against the true ones
+    collect = {m: (diag_lines if m == method_of[shipped] else None) for m in method_of.values()}
     results = {
-        ("localizers", M_COMBINED): model_errors(held_cache, held, model),
-        **({("localizers", M_LOC): model_errors(held_cache, held, finals["localizer-only"][1]),
+        ("localizers", M_COMBINED): model_errors(held_cache, held, model,
+                                                 lines=collect[M_COMBINED]),
+        **({("localizers", M_LOC): model_errors(held_cache, held, finals["localizer-only"][1],
+                                                lines=collect[M_LOC]),
             ("localizers", M_BEFORE): model_errors(held_cache, held,
                                                    finals["localizer-only"][1], **PLAIN)}
            if "localizer-only" in finals else {}),
-        **({("localizers", M_LONG): model_errors(held_cache, held, finals["long"][1])}
+        **({("localizers", M_LONG): model_errors(held_cache, held, finals["long"][1],
+                                                 lines=collect[M_LONG])}
            if "long" in finals else {}),
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
         ("localizers", "oracle"): oracle_errors(held_cache, held),
@@ -629,6 +750,8 @@ def main() -> int:
                                           if not r["ok"]]
     table.sort(key=lambda r: (r["inputs"] != "localizers", TARGETS.index(r["view"]),
                               METHODS.index(r["method"])))
+    log("the phantom's own planning noise on the held-out anatomies")
+    floor = planning_floor(args.heldout_seed, args.heldout)
     with open(work / "heldout_rows.json", "w") as f:
         json.dump({f"{k[0]}/{k[1]}": v for k, v in results.items()}, f, default=float)
 
@@ -662,6 +785,8 @@ def main() -> int:
                              for n in args.candidates)
         + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
         "final_val": final_val, "shipped": shipped, "long": long_info,
+        "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
+        "floor": floor,
         "before_after": [(m, m) for m in (M_BEFORE, M_LOC, M_LONG)
                          if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
