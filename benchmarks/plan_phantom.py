@@ -21,7 +21,11 @@ Steps:
    validation split (one model for both uses, or two?). Unless ``--long-minutes 0``, the
    localizer-only model is also trained longer (``--long-minutes``, at most ``--long-steps``
    steps, warm-up + cosine learning rate: :data:`LONG`) and compared likewise; the best of the
-   final models on the validation split is the one ``--export`` ships.
+   final models on the validation split is the one ``--export`` ships. Unless
+   ``--more-minutes 0``, the same localizer-only recipe is also trained on more exams: the
+   training cache plus ``--extra-train`` exams of ``--extra-seed`` (a third seed; its own
+   10 % validation split is only used by the trainer's curve), compared on the same
+   validation split.
 3. Held-out evaluation with :func:`planessl.planning.plan.plan`: from the localizers (targets
    2CH, 3CH, 4CH, SAX) and from the SAX cine stack (2CH, 3CH, 4CH); the oracle (true lines on
    the same localizers: the upper bound of the lift and fit) and the mean-plane baseline
@@ -72,8 +76,9 @@ PLAIN = {"outlier_rms_mm": None, "tta": False}
 #: Method names of the held-out table's model rows.
 M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
     "model, localizer inputs only, long"
+M_MORE = "model, localizer inputs only, more exams"
 M_BEFORE = "before: model, localizer inputs only, plain fit"
-METHODS = [M_COMBINED, M_LOC, M_LONG, M_BEFORE, "baseline", "oracle"]
+METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE, "baseline", "oracle"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -110,7 +115,8 @@ def make_cache(path: Path, seed: int, n: int):
 
 # ----------------------------------------------------------------------------- training
 def train(run: Path, cache, overrides: list[str], minutes: float) -> float:
-    """Train (skipped when ``run`` holds weights); returns the training time (s)."""
+    """Train (skipped when ``run`` holds weights); returns the training time (s). ``cache``:
+    one cache or a list (mixed in proportion to their training studies)."""
     from planessl.config import PretrainConfig, load_config
     from planessl.engine import WEIGHTS_FILE
     from planessl.pretraining import run_pretraining
@@ -439,7 +445,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         return [r for r in table if r["method"] == method and r["inputs"] == inputs]
 
     goal = []
-    for method in (M_COMBINED, M_LOC, M_LONG, M_BEFORE):
+    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE):
         rows = {r["view"]: r for r in rows_of(method, "localizers")}
         if not rows:
             continue
@@ -477,6 +483,14 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                  f"({lg['steps']} steps; limits {lg['max_minutes']:g} min / "
                  f"{lg['max_steps']} steps) on one CPU thread beside another benchmark "
                  f"(training `nice -n 5`).")
+    if info.get("more"):
+        mo = info["more"]
+        L.append(f"- Rows `{M_MORE}`: the localizer-only recipe of `long` trained on the "
+                 f"{info['n_train'] - info['n_val']} training exams plus {mo['n_extra']} more "
+                 f"exams of seed {mo['seed']} (caches mixed in proportion to their training "
+                 f"studies), `{' '.join(mo['overrides'])}`, for {mo['minutes']:.1f} min "
+                 f"({mo['steps']} steps; limits {mo['max_minutes']:g} min / "
+                 f"{mo['max_steps']} steps).")
     L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
          "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
          "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
@@ -599,7 +613,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += ["## One model or two (validation split, planning from localizers)", "",
               "The same configuration trained for the same time with inputs the localizers "
               "only (`" + " ".join(LOC_ONLY) + "`), against the combined model (localizers "
-              "and SAX cine slices), and the localizer-only one trained longer (`long`). "
+              "and SAX cine slices), the localizer-only one trained longer (`long`) and "
+              "on more exams (`more-data`). "
               "Scored like the selection, but planned with `plan`'s defaults (outlier "
               "rejection, test-time augmentation); medians over the planned targets.", "",
               "| final model | steps | score | 2CH planned, angle / dist | 4CH planned, angle / "
@@ -640,6 +655,13 @@ def main() -> int:
     ap.add_argument("--long-minutes", type=float, default=60.0,
                     help="training time of the longer-trained localizer-only model (0: skip)")
     ap.add_argument("--long-steps", type=int, default=5000,
+                    help="its step limit (the cosine learning rate reaches 0 there)")
+    ap.add_argument("--extra-train", type=int, default=800,
+                    help="more training exams (another seed) for the `more exams` model")
+    ap.add_argument("--extra-seed", type=int, default=1300)
+    ap.add_argument("--more-minutes", type=float, default=33.0,
+                    help="training time of the `more exams` model (0: skip)")
+    ap.add_argument("--more-steps", type=int, default=2200,
                     help="its step limit (the cosine learning rate reaches 0 there)")
     ap.add_argument("--export", action="store_true",
                     help="copy the final model into src/planessl/planning/default_model")
@@ -701,6 +723,17 @@ def main() -> int:
         long_info = {"overrides": over[len(CANDIDATES[chosen]):], "minutes": seconds / 60,
                      "steps": trained_steps(run), "max_minutes": args.long_minutes,
                      "max_steps": args.long_steps}
+    more_info = None
+    if args.more_minutes > 0 and args.extra_train > 0:
+        extra_cache = make_cache(work / "extra_cache", args.extra_seed, args.extra_train)
+        run = work / f"final_{chosen}_loconly_more{args.extra_train}"
+        over = CANDIDATES[chosen] + LOC_ONLY + LONG + [f"trainer.max_steps={args.more_steps}"]
+        seconds = train(run, [train_cache, extra_cache], over, args.more_minutes)
+        finals["more-data"] = (run, LineModel(run))
+        more_info = {"overrides": over[len(CANDIDATES[chosen]):], "minutes": seconds / 60,
+                     "steps": trained_steps(run), "max_minutes": args.more_minutes,
+                     "max_steps": args.more_steps, "n_extra": args.extra_train,
+                     "seed": args.extra_seed}
     final_val = []
     for key, (run, m) in finals.items():
         scored = run / "val_score_plan.json"  # planned with plan's defaults
@@ -723,7 +756,8 @@ def main() -> int:
     held = held_cache.ids
     table, failures = [], {}
     mean_planes = baseline_planes(train_cache, train_ids)
-    method_of = {"combined": M_COMBINED, "localizer-only": M_LOC, "long": M_LONG}
+    method_of = {"combined": M_COMBINED, "localizer-only": M_LOC, "long": M_LONG,
+                 "more-data": M_MORE}
     diag_lines: list[dict] = []  # the shipped model's lines against the true ones
     collect = {m: (diag_lines if m == method_of[shipped] else None) for m in method_of.values()}
     results = {
@@ -737,6 +771,9 @@ def main() -> int:
         **({("localizers", M_LONG): model_errors(held_cache, held, finals["long"][1],
                                                  lines=collect[M_LONG])}
            if "long" in finals else {}),
+        **({("localizers", M_MORE): model_errors(held_cache, held, finals["more-data"][1],
+                                                 lines=collect[M_MORE])}
+           if "more-data" in finals else {}),
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
         ("localizers", "oracle"): oracle_errors(held_cache, held),
         ("sax", "model"): model_errors(held_cache, held, model, ["sax"], ("2ch", "3ch", "4ch")),
@@ -784,10 +821,10 @@ def main() -> int:
         "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
                              for n in args.candidates)
         + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
-        "final_val": final_val, "shipped": shipped, "long": long_info,
+        "final_val": final_val, "shipped": shipped, "long": long_info, "more": more_info,
         "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
         "floor": floor,
-        "before_after": [(m, m) for m in (M_BEFORE, M_LOC, M_LONG)
+        "before_after": [(m, m) for m in (M_BEFORE, M_LOC, M_LONG, M_MORE)
                          if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "
