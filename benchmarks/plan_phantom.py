@@ -138,6 +138,15 @@ def train(run: Path, cache, overrides: list[str], minutes: float) -> float:
 
 
 def trained_steps(run: Path) -> int | None:
+    """Optimiser steps of a finished run: the last step logged in ``metrics.csv`` (within a
+    logging interval of the end; ``checkpoints/last.ckpt`` is only rewritten with the best
+    checkpoint, so it can be far behind), else the checkpoint's ``global_step``."""
+    path = run / "metrics.csv"
+    if path.is_file():
+        with open(path) as f:
+            steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("step")]
+        if steps:
+            return max(steps)
     import torch
 
     ckpt = run / "checkpoints" / "last.ckpt"
@@ -494,8 +503,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
     L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
          "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
          "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
-         "lines dropped while the residual exceeds 5 mm rms and the rest still determine a "
-         "plane; targets refused when the lines lie within 10 mm rms of one line in space "
+         "lines dropped while the residual exceeds 5 mm rms, the rest still determine a "
+         "plane and at most half the lines have gone; targets refused when the lines lie within 10 mm rms of one line in space "
          "or farther than 10 mm rms from one plane). "
          f"Rows `{M_BEFORE}`: the same localizer-only model planned as before outlier "
          "rejection and test-time augmentation existed (one prediction per image, plain "

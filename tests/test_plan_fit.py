@@ -306,3 +306,15 @@ def test_robust_fit_keeps_the_refusal_rules():
                Line3D(up, e, seg(up, e), "c")]
     fit = fit_plane_robust(coaxial, max_residual_rms_mm=5.0, outlier_rms_mm=1.0)
     assert not fit.ok and "c" not in fit.dropped and len(fit.dropped) <= 1
+    # Most lines disagree: at most half of them are dropped, then the residual decides.
+    rng = np.random.default_rng(4)
+    scattered = []
+    for k in range(6):
+        p = HEART + rng.normal(0, 30, 3)
+        v = rng.normal(size=3)
+        v /= np.linalg.norm(v)
+        scattered.append(Line3D(p, v, seg(p, v), f"s{k}"))
+    fit = fit_plane_robust(scattered, max_residual_rms_mm=5.0, outlier_rms_mm=1.0)
+    assert len(fit.dropped) == 3 and not fit.ok
+    loose = fit_plane_robust(scattered, outlier_rms_mm=1.0, max_dropped_fraction=1.0)
+    assert len(loose.dropped) == 4  # without the limit: down to two lines

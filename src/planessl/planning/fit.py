@@ -30,7 +30,9 @@ structure) spoils the least-squares plane of all. While the fit's residual excee
 ``outlier_rms_mm``, the line whose removal leaves the smallest residual is dropped (each
 candidate is judged by the plane fitted *without* it, so an outlier cannot hide by pulling
 the plane towards itself), as long as the remaining lines still determine a plane (at least
-two, spread >= ``min_spread_mm``). The dropped lines are reported with their distance from
+two, spread >= ``min_spread_mm``) and at most half the lines go (``max_dropped_fraction``:
+when most lines disagree with each other there is no consensus to trust, and the refusal
+rules decide). The dropped lines are reported with their distance from
 the final plane; the refusal rules then apply to the lines kept.
 
 Output: the plane as a :class:`~planessl.geometry.Plane` and as DICOM
@@ -312,6 +314,7 @@ def fit_plane_robust(lines: Sequence[Line3D | None], reference: Plane | None = N
                      min_spread_mm: float = DEFAULT_MIN_SPREAD_MM,
                      max_residual_rms_mm: float | None = None,
                      outlier_rms_mm: float | None = DEFAULT_OUTLIER_RMS_MM,
+                     max_dropped_fraction: float = 0.5,
                      shape: tuple[int, int] | None = None,
                      spacing: tuple[float, float] | None = None) -> PlaneFit:
     """:func:`fit_plane` after dropping outlier lines (see the module).
@@ -320,6 +323,7 @@ def fit_plane_robust(lines: Sequence[Line3D | None], reference: Plane | None = N
         outlier_rms_mm: while the residual (rms, mm) of the lines kept exceeds this, drop
             the line whose removal leaves the smallest residual, as long as the rest still
             determine a plane; ``None`` or 0: keep every line (plain :func:`fit_plane`).
+        max_dropped_fraction: drop at most this fraction of the lines (rounded down).
         others: as :func:`fit_plane` (``max_residual_rms_mm`` applies to the lines kept).
 
     Returns:
@@ -329,10 +333,12 @@ def fit_plane_robust(lines: Sequence[Line3D | None], reference: Plane | None = N
     kw = dict(reference=reference, min_spread_mm=min_spread_mm, shape=shape, spacing=spacing)
     kept = [ln for ln in lines if ln is not None]
     dropped: list[Line3D] = []
+    budget = int(math.floor(max_dropped_fraction * len(kept) + 1e-9))
     if outlier_rms_mm:
         fit = fit_plane(kept, **kw)
         while (fit.ok and fit.residual_rms_mm is not None
-               and fit.residual_rms_mm > outlier_rms_mm and len(kept) > 2):
+               and fit.residual_rms_mm > outlier_rms_mm and len(kept) > 2
+               and len(dropped) < budget):
             best = None
             for k in range(len(kept)):
                 trial = fit_plane(kept[:k] + kept[k + 1:], **kw)
