@@ -23,9 +23,10 @@ from planessl.geometry import Plane
 
 #: The planning model shipped with the package (``weights.safetensors`` + ``config.yaml``): a
 #: small ``lines`` model trained on phantom exams by ``benchmarks/plan_phantom.py --export``
-#: (the better on its validation split of a model with inputs the localizers ``loc_2ch``,
-#: ``loc_4ch``, ``loc_sax`` and one with SAX cine slices as well; channels 2CH, 3CH, 4CH and
-#: the mid-ventricular SAX slice; its ``config.yaml`` says which). ``planessl plan`` uses it
+#: (the best on its validation split of the benchmark's final models: inputs the localizers
+#: ``loc_2ch``, ``loc_4ch``, ``loc_sax`` or SAX cine slices as well, trained for longer or on
+#: more exams; channels 2CH, 3CH, 4CH and the mid-ventricular SAX slice; its ``config.yaml``
+#: says which). ``planessl plan`` uses it
 #: without ``--model``.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 #: How reports name the shipped model.
