@@ -18,11 +18,21 @@ Steps:
    :func:`score`). The best is trained for ``--minutes`` (the final model, inputs localizers
    and SAX cine slices); unless ``--no-localizer-only``, the same configuration is also
    trained for ``--minutes`` on localizer inputs only, and the two are compared on the
-   validation split (one model for both uses, or two?).
+   validation split (one model for both uses, or two?). Unless ``--long-minutes 0``, the
+   localizer-only model is also trained longer (``--long-minutes``, at most ``--long-steps``
+   steps, warm-up + cosine learning rate: :data:`LONG`) and compared likewise; the best of the
+   final models on the validation split is the one ``--export`` ships. Unless
+   ``--more-minutes 0``, the same localizer-only recipe is also trained on more exams: the
+   training cache plus ``--extra-train`` exams of ``--extra-seed`` (a third seed; its own
+   10 % validation split is only used by the trainer's curve), compared on the same
+   validation split.
 3. Held-out evaluation with :func:`planessl.planning.plan.plan`: from the localizers (targets
    2CH, 3CH, 4CH, SAX) and from the SAX cine stack (2CH, 3CH, 4CH); the oracle (true lines on
    the same localizers: the upper bound of the lift and fit) and the mean-plane baseline
-   (:func:`baseline_planes`).
+   (:func:`baseline_planes`). Planning uses ``plan``'s defaults (outlier lines dropped,
+   test-time augmentation); the rows ``before`` plan with the localizer-only model as before
+   those were added (:data:`PLAIN`: plain least squares, one prediction per image), so the
+   change shows. Model selection (step 2) scores with :data:`PLAIN` as it always did.
 4. The UK Biobank demo subject (``--ukbb``; default ``../shared/data/ukbb_demo/1`` when it
    exists, skipped otherwise): 2CH and 4CH from the SAX stack (``--inputs sax``).
 5. ``--export``: the better final model's (on the validation split) ``weights.safetensors`` and a ``config.yaml`` (the run's,
@@ -59,6 +69,16 @@ BASE = ["task.name=lines", "data.input_views=[loc_2ch,loc_4ch,loc_sax,sax]",
         "trainer.log_every_n_steps=20"]
 #: The second final model (``--localizer-only``): inputs the localizers only, no SAX cine.
 LOC_ONLY = ["data.input_views=[loc_2ch,loc_4ch,loc_sax]"]
+#: The longer-trained localizer-only model (``--long-minutes``): learning-rate schedule.
+LONG = ["optim.schedule=cosine", "optim.warmup_steps=100"]
+#: Planning as before outlier rejection and test-time augmentation (``plan`` keyword args).
+PLAIN = {"outlier_rms_mm": None, "tta": False}
+#: Method names of the held-out table's model rows.
+M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
+    "model, localizer inputs only, long"
+M_MORE = "model, localizer inputs only, more exams"
+M_BEFORE = "before: model, localizer inputs only, plain fit"
+METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE, "baseline", "oracle"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -95,7 +115,8 @@ def make_cache(path: Path, seed: int, n: int):
 
 # ----------------------------------------------------------------------------- training
 def train(run: Path, cache, overrides: list[str], minutes: float) -> float:
-    """Train (skipped when ``run`` holds weights); returns the training time (s)."""
+    """Train (skipped when ``run`` holds weights); returns the training time (s). ``cache``:
+    one cache or a list (mixed in proportion to their training studies)."""
     from planessl.config import PretrainConfig, load_config
     from planessl.engine import WEIGHTS_FILE
     from planessl.pretraining import run_pretraining
@@ -117,6 +138,15 @@ def train(run: Path, cache, overrides: list[str], minutes: float) -> float:
 
 
 def trained_steps(run: Path) -> int | None:
+    """Optimiser steps of a finished run: the last step logged in ``metrics.csv`` (within a
+    logging interval of the end; ``checkpoints/last.ckpt`` is only rewritten with the best
+    checkpoint, so it can be far behind), else the checkpoint's ``global_step``."""
+    path = run / "metrics.csv"
+    if path.is_file():
+        with open(path) as f:
+            steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("step")]
+        if steps:
+            return max(steps)
     import torch
 
     ckpt = run / "checkpoints" / "last.ckpt"
@@ -145,14 +175,18 @@ def last_val_metrics(run: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- evaluation
-def plan_errors(cache, ids, inputs=None, targets=TARGETS, **how) -> list[dict]:
+def plan_errors(cache, ids, inputs=None, targets=TARGETS, lines: list | None = None,
+                **how) -> list[dict]:
     """One row per (study, target): angle / distance (NaN when not planned) and why not;
-    ``how``: ``model=...`` or ``oracle=True`` (passed to :func:`planessl.planning.plan.plan`)."""
+    ``how``: ``model=...`` or ``oracle=True`` (passed to :func:`planessl.planning.plan.plan`).
+    ``lines``: when given, receives :func:`line_rows` of every study."""
     from planessl.planning.plan import plan
 
     rows = []
     for sid in ids:
         res = plan(cache.load(sid), sid, inputs=inputs, targets=list(targets), **how)
+        if lines is not None:
+            lines.extend(line_rows(res))
         for t in res.targets:
             rows.append({"study": sid, "view": t.view, "ok": t.fit.ok,
                          "angle": t.angle_deg if t.fit.ok else np.nan,
@@ -161,9 +195,97 @@ def plan_errors(cache, ids, inputs=None, targets=TARGETS, **how) -> list[dict]:
     return rows
 
 
-def model_errors(cache, ids, model, inputs=None, targets=TARGETS) -> list[dict]:
-    """:func:`plan_errors` of a line model."""
-    return plan_errors(cache, ids, inputs, targets, model=model)
+def model_errors(cache, ids, model, inputs=None, targets=TARGETS, lines: list | None = None,
+                 **how) -> list[dict]:
+    """:func:`plan_errors` of a line model (``how``: planning options such as :data:`PLAIN`)."""
+    return plan_errors(cache, ids, inputs, targets, lines=lines, model=model, **how)
+
+
+def line_rows(result) -> list[dict]:
+    """Each predicted line of a :class:`~planessl.planning.plan.PlanResult` against the true
+    line of the acquired target plane on the same input image: angle (deg; ``signed_angle``
+    from the true to the predicted line, in the image's row/column frame) and distance (mm,
+    at the image centre), with the study, target view and input view."""
+    from planessl.evaluation.lines import line_errors, line_in_mm
+    from planessl.geometry import intersection_line
+
+    images = {img.name: img for img in result.images}
+    out = []
+    for t in result.targets:
+        if t.acquired_plane is None:
+            continue
+        for rec in t.lines:
+            img = images[rec.image]
+            true = intersection_line(img.plane, t.acquired_plane)
+            if rec.abc is None or true is None:
+                continue
+            tabc = (true.a, true.b, true.c)
+            angle, dist = line_errors(rec.abc, tabc, img.plane.shape, img.plane.spacing)
+            pm, tm = line_in_mm(rec.abc, img.plane.spacing), line_in_mm(tabc, img.plane.spacing)
+            if pm[:2] @ tm[:2] < 0:
+                pm = -pm
+            signed = float(np.degrees(np.arctan2(pm[0] * tm[1] - pm[1] * tm[0], pm[:2] @ tm[:2])))
+            out.append({"study": result.study, "view": t.view, "input": img.view,
+                        "angle": angle, "dist": dist, "signed_angle": signed})
+    return out
+
+
+def line_summary(lines: list[dict]) -> list[dict]:
+    """Per (target view, input view): median / p90 line angle and distance errors; and, over
+    the studies with >= 2 lines of that pair, the median within-study sd of the signed angle
+    error and the sd of its study means (a systematic error shows as between > within)."""
+    out = []
+    keys = sorted({(r["view"], r["input"]) for r in lines}, key=lambda k: (TARGETS.index(k[0]), k[1]))
+    for view, inp in keys:
+        sel = [r for r in lines if r["view"] == view and r["input"] == inp]
+        a = np.array([r["angle"] for r in sel])
+        d = np.array([r["dist"] for r in sel])
+        by: dict[str, list[float]] = {}
+        for r in sel:
+            by.setdefault(r["study"], []).append(r["signed_angle"])
+        multi = [v for v in by.values() if len(v) >= 2]
+        out.append({"view": view, "input": inp, "n": len(sel),
+                    "angle_median": float(np.median(a)), "angle_p90": float(np.percentile(a, 90)),
+                    "dist_median": float(np.median(d)), "dist_p90": float(np.percentile(d, 90)),
+                    "within_sd": float(np.median([np.std(v, ddof=1) for v in multi]))
+                    if multi else float("nan"),
+                    "between_sd": float(np.std([np.mean(v) for v in multi]))
+                    if len(multi) > 1 else float("nan")})
+    return out
+
+
+def planning_floor(seed: int, n: int, draws: int = 100) -> dict[str, dict]:
+    """The phantom technologist's own planning noise: for each of ``n`` subjects of
+    ``seed``, the target planes are re-planned ``draws`` times on the same anatomy
+    (:func:`planessl.phantom.planning.plan_views` with fresh generators); each draw's error
+    against the best single plane for that anatomy (normal: the mean of the draws' normals;
+    position: the median of their centres along it; SAX: the middle slice). No prediction from
+    the anatomy can beat it: the median over subjects and draws is a floor for the model's
+    median angle (deg) and distance (mm)."""
+    from planessl.phantom.planning import plan_views
+    from planessl.phantom.subject import PRESETS, make_anatomy
+    from planessl.study import mid_slice_index
+
+    acc: dict[str, list] = {v: [[], []] for v in TARGETS}
+    for k in range(n):
+        anatomy = make_anatomy(seed, k, "small")[0]
+        planes: dict[str, list] = {v: [] for v in TARGETS}
+        for d in range(draws):
+            views = plan_views(anatomy, np.random.default_rng([seed, k, d, 0xF1]),
+                               PRESETS["small"].planning)
+            for v in TARGETS:
+                stack = views[v]
+                planes[v].append(stack[mid_slice_index(stack)])
+        for v in TARGETS:
+            ns = np.array([np.asarray(p.normal, float) for p in planes[v]])
+            ns *= np.sign(ns @ ns[0])[:, None]
+            nbar = ns.mean(0) / np.linalg.norm(ns.mean(0))
+            cs = np.array([np.asarray(p.centre_world(), float) for p in planes[v]])
+            off = float(np.median(cs @ nbar))
+            acc[v][0] += list(np.degrees(np.arccos(np.clip(np.abs(ns @ nbar), 0, 1))))
+            acc[v][1] += list(np.abs(cs @ nbar - off))
+    return {v: {"angle_median": float(np.median(a)), "dist_median": float(np.median(d))}
+            for v, (a, d) in acc.items()}
 
 
 def oracle_errors(cache, ids, inputs=None, targets=TARGETS) -> list[dict]:
@@ -332,7 +454,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         return [r for r in table if r["method"] == method and r["inputs"] == inputs]
 
     goal = []
-    for method in ("model", "model, localizer inputs only"):
+    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE):
         rows = {r["view"]: r for r in rows_of(method, "localizers")}
         if not rows:
             continue
@@ -362,11 +484,31 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
          f"({info['final_steps']} steps) on one CPU thread (`trainer.threads=1`, precision "
          f"{info['precision']}) while two other benchmark processes shared the machine's "
          f"2 cores. Weights: {info['weight_bytes'] / 1e6:.2f} MB (safetensors, "
-         f"{info['n_params']:,} parameters).",
-         "- Planning: `planessl.planning.plan.plan` with its defaults (lines from heatmap "
-         "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments; targets "
-         "refused when the lines lie within 10 mm rms of one line in space or farther than "
-         "10 mm rms from one plane). Errors: angle between the normals (deg) and distance "
+         f"{info['n_params']:,} parameters)."]
+    if info.get("long"):
+        lg = info["long"]
+        L.append(f"- Rows `{M_LONG}`: the localizer-only configuration trained longer, "
+                 f"`{' '.join(lg['overrides'])}`, for {lg['minutes']:.1f} min "
+                 f"({lg['steps']} steps; limits {lg['max_minutes']:g} min / "
+                 f"{lg['max_steps']} steps) on one CPU thread beside another benchmark "
+                 f"(training `nice -n 5`).")
+    if info.get("more"):
+        mo = info["more"]
+        L.append(f"- Rows `{M_MORE}`: the localizer-only recipe of `long` trained on the "
+                 f"{info['n_train'] - info['n_val']} training exams plus {mo['n_extra']} more "
+                 f"exams of seed {mo['seed']} (caches mixed in proportion to their training "
+                 f"studies), `{' '.join(mo['overrides'])}`, for {mo['minutes']:.1f} min "
+                 f"({mo['steps']} steps; limits {mo['max_minutes']:g} min / "
+                 f"{mo['max_steps']} steps).")
+    L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
+         "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
+         "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
+         "lines dropped while the residual exceeds 5 mm rms, the rest still determine a "
+         "plane and at most half the lines have gone; targets refused when the lines lie within 10 mm rms of one line in space "
+         "or farther than 10 mm rms from one plane). "
+         f"Rows `{M_BEFORE}`: the same localizer-only model planned as before outlier "
+         "rejection and test-time augmentation existed (one prediction per image, plain "
+         "least squares over all lines): the numbers this page showed before. Errors: angle between the normals (deg) and distance "
          "from the acquired view's centre (SAX: its mid-ventricular slice) to the proposed "
          "plane (mm). Medians and 90th percentiles over the targets that were planned; "
          "`planned` counts them.",
@@ -397,6 +539,44 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                 for why, k in sorted(counts.items(), key=lambda kv: -kv[1]):
                     L.append(f"- {key}: {k} x {why}")
         L.append("")
+    if info.get("before_after"):
+        L += ["## Before / after (held-out, from localizers)", "",
+              "Median angle / distance and planned count per target; `before` is the shipped "
+              "model of the previous version of this page with the previous planning.", "",
+              "| target | " + " | ".join(m for m, _ in info["before_after"]) + " |",
+              "|---|" + "---|" * len(info["before_after"])]
+        for v in TARGETS:
+            cells = []
+            for m, _ in info["before_after"]:
+                r = next((r for r in rows_of(m, "localizers") if r["view"] == v), None)
+                cells.append("—" if r is None else
+                             f"{fmt(r['angle_median'])} deg / {fmt(r['dist_median'])} mm "
+                             f"({r['planned']}/{r['n']})")
+            L.append(f"| {v} | " + " | ".join(cells) + " |")
+        L.append("")
+    if info.get("line_summary"):
+        L += ["## Where the error comes from (held-out, shipped model)", "",
+              f"Each line that `{info['shipped_method']}` predicted on a localizer, against "
+              "the true line of the acquired target plane on that image (`plan`'s defaults; "
+              "distance at the image centre). `within` / `between`: the median sd of the "
+              "signed angle error over the slices of one exam, and the sd of the exams' mean "
+              "errors: between >> within means the error is the model's misjudgement of the "
+              "exam, shared by its slices, which no fitting or averaging removes.", "",
+              "| target | on | lines | angle median / p90 (deg) | distance median / p90 (mm) "
+              "| within / between sd (deg) |", "|---|---|---|---|---|---|"]
+        for r in info["line_summary"]:
+            L.append(f"| {r['view']} | {r['input']} | {r['n']} | {fmt(r['angle_median'])} / "
+                     f"{fmt(r['angle_p90'])} | {fmt(r['dist_median'])} / {fmt(r['dist_p90'])} "
+                     f"| {fmt(r['within_sd'])} / {fmt(r['between_sd'])} |")
+        fl = info["floor"]
+        L += ["", "Floor: the phantom's technologist plans the targets with random errors of "
+              "their own (`PlanningSettings`: tilts, offsets, the SAX stack's start and "
+              "slice gap, which place its middle slice). Re-planning each held-out anatomy "
+              "100 times, the median error of a draw against the best single plane for that "
+              "anatomy (`planning_floor`) is: "
+              + ", ".join(f"{v.upper()} {fmt(fl[v]['angle_median'])} deg / "
+                          f"{fmt(fl[v]['dist_median'])} mm" for v in TARGETS)
+              + ". No model can beat these medians on average.", ""]
     L += ["## UK Biobank demo subject (2CH and 4CH from the SAX stack)", ""]
     if ukbb:
         L += [f"`planessl plan {info['ukbb']} --inputs sax --targets 2ch,4ch` with the final "
@@ -414,7 +594,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += [f"Skipped: {info['ukbb_skipped']}", ""]
     L += ["## Model selection (validation split of the training exams)", "",
           f"Each candidate trained {info['select_minutes']:g} min, then planned from the "
-          f"localizers of the {info['n_val']} validation exams. Score = mean over 2CH, 4CH, "
+          f"localizers of the {info['n_val']} validation exams (plain fit and one prediction "
+          f"per image, as when the selection was made). Score = mean over 2CH, 4CH, "
           f"SAX of (median angle / 5 deg + median distance / 3 mm), a target not planned "
           f"counting 30 deg / 30 mm; lower is better.",
           "",
@@ -441,8 +622,10 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += ["## One model or two (validation split, planning from localizers)", "",
               "The same configuration trained for the same time with inputs the localizers "
               "only (`" + " ".join(LOC_ONLY) + "`), against the combined model (localizers "
-              "and SAX cine slices). Scored like the selection; medians over the planned "
-              "targets.", "",
+              "and SAX cine slices), the localizer-only one trained longer (`long`) and "
+              "on more exams (`more-data`). "
+              "Scored like the selection, but planned with `plan`'s defaults (outlier "
+              "rejection, test-time augmentation); medians over the planned targets.", "",
               "| final model | steps | score | 2CH planned, angle / dist | 4CH planned, angle / "
               "dist | SAX planned, angle / dist |", "|---|---|---|---|---|---|"]
         for e in info["final_val"]:
@@ -452,12 +635,12 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L.append("")
     if info.get("exported"):
         L += ["## Shipped model", "",
-              f"`--export` copied the **{info['shipped']}** final model (the better on the "
-              f"validation split above; ties keep the combined one) to `{info['exported']}` "
+              f"`--export` copied the **{info['shipped']}** final model (the best on the "
+              f"validation split above; ties keep the first listed) to `{info['exported']}` "
               f"(weights {info['weight_bytes'] / 1e6:.2f} MB + `config.yaml`): "
               f"`planessl plan STUDY` without `--model` uses it.", ""]
     L += [f"Training time (wall, one thread): {info['train_seconds'] / 60:.1f} min in all "
-          f"(selection and final model). Wall time of the invocation that wrote this page: "
+          f"(selection and final models). Wall time of the invocation that wrote this page: "
           f"{info['wall_minutes']:.1f} min (finished steps are reused).", ""]
     (RESULTS / "README.md").write_text("\n".join(L))
 
@@ -478,6 +661,17 @@ def main() -> int:
                     "$PLANESSL_SHARED_DATA or ../shared/data, + ukbb_demo/1, when present)")
     ap.add_argument("--no-localizer-only", dest="localizer_only", action="store_false",
                     help="skip the second final model trained on localizer inputs only")
+    ap.add_argument("--long-minutes", type=float, default=60.0,
+                    help="training time of the longer-trained localizer-only model (0: skip)")
+    ap.add_argument("--long-steps", type=int, default=5000,
+                    help="its step limit (the cosine learning rate reaches 0 there)")
+    ap.add_argument("--extra-train", type=int, default=800,
+                    help="more training exams (another seed) for the `more exams` model")
+    ap.add_argument("--extra-seed", type=int, default=1300)
+    ap.add_argument("--more-minutes", type=float, default=33.0,
+                    help="training time of the `more exams` model (0: skip)")
+    ap.add_argument("--more-steps", type=int, default=2200,
+                    help="its step limit (the cosine learning rate reaches 0 there)")
     ap.add_argument("--export", action="store_true",
                     help="copy the final model into src/planessl/planning/default_model")
     args = ap.parse_args()
@@ -505,7 +699,7 @@ def main() -> int:
         if scored.is_file():
             entry = json.loads(scored.read_text())
         else:
-            rows = model_errors(train_cache, val_ids, LineModel(run))
+            rows = model_errors(train_cache, val_ids, LineModel(run), **PLAIN)
             entry = {"name": name, "overrides": " ".join(CANDIDATES[name]),
                      "steps": trained_steps(run),
                      "weights_mb": (run / "weights.safetensors").stat().st_size / 1e6,
@@ -529,9 +723,29 @@ def main() -> int:
         run = work / f"final_{chosen}_loconly"
         train(run, train_cache, CANDIDATES[chosen] + LOC_ONLY, args.minutes)
         finals["localizer-only"] = (run, LineModel(run))
+    long_info = None
+    if args.long_minutes > 0:
+        run = work / f"final_{chosen}_loconly_long"
+        over = CANDIDATES[chosen] + LOC_ONLY + LONG + [f"trainer.max_steps={args.long_steps}"]
+        seconds = train(run, train_cache, over, args.long_minutes)
+        finals["long"] = (run, LineModel(run))
+        long_info = {"overrides": over[len(CANDIDATES[chosen]):], "minutes": seconds / 60,
+                     "steps": trained_steps(run), "max_minutes": args.long_minutes,
+                     "max_steps": args.long_steps}
+    more_info = None
+    if args.more_minutes > 0 and args.extra_train > 0:
+        extra_cache = make_cache(work / "extra_cache", args.extra_seed, args.extra_train)
+        run = work / f"final_{chosen}_loconly_more{args.extra_train}"
+        over = CANDIDATES[chosen] + LOC_ONLY + LONG + [f"trainer.max_steps={args.more_steps}"]
+        seconds = train(run, [train_cache, extra_cache], over, args.more_minutes)
+        finals["more-data"] = (run, LineModel(run))
+        more_info = {"overrides": over[len(CANDIDATES[chosen]):], "minutes": seconds / 60,
+                     "steps": trained_steps(run), "max_minutes": args.more_minutes,
+                     "max_steps": args.more_steps, "n_extra": args.extra_train,
+                     "seed": args.extra_seed}
     final_val = []
     for key, (run, m) in finals.items():
-        scored = run / "val_score.json"
+        scored = run / "val_score_plan.json"  # planned with plan's defaults
         if scored.is_file():
             entry = json.loads(scored.read_text())
         else:
@@ -551,11 +765,24 @@ def main() -> int:
     held = held_cache.ids
     table, failures = [], {}
     mean_planes = baseline_planes(train_cache, train_ids)
+    method_of = {"combined": M_COMBINED, "localizer-only": M_LOC, "long": M_LONG,
+                 "more-data": M_MORE}
+    diag_lines: list[dict] = []  # the shipped model's lines against the true ones
+    collect = {m: (diag_lines if m == method_of[shipped] else None) for m in method_of.values()}
     results = {
-        ("localizers", "model"): model_errors(held_cache, held, model),
-        **({("localizers", "model, localizer inputs only"):
-            model_errors(held_cache, held, finals["localizer-only"][1])}
+        ("localizers", M_COMBINED): model_errors(held_cache, held, model,
+                                                 lines=collect[M_COMBINED]),
+        **({("localizers", M_LOC): model_errors(held_cache, held, finals["localizer-only"][1],
+                                                lines=collect[M_LOC]),
+            ("localizers", M_BEFORE): model_errors(held_cache, held,
+                                                   finals["localizer-only"][1], **PLAIN)}
            if "localizer-only" in finals else {}),
+        **({("localizers", M_LONG): model_errors(held_cache, held, finals["long"][1],
+                                                 lines=collect[M_LONG])}
+           if "long" in finals else {}),
+        **({("localizers", M_MORE): model_errors(held_cache, held, finals["more-data"][1],
+                                                 lines=collect[M_MORE])}
+           if "more-data" in finals else {}),
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
         ("localizers", "oracle"): oracle_errors(held_cache, held),
         ("sax", "model"): model_errors(held_cache, held, model, ["sax"], ("2ch", "3ch", "4ch")),
@@ -564,12 +791,13 @@ def main() -> int:
         views = sorted({r["view"] for r in rows}, key=TARGETS.index)
         for v in views:
             table.append({"inputs": inputs, "view": v, "method": method, **summarise(rows, v)})
-        if method.startswith("model"):
+        if method not in ("baseline", "oracle"):
             failures[f"{method} from {inputs}"] = [f"{r['view']}: {r['reason']}" for r in rows
                                           if not r["ok"]]
     table.sort(key=lambda r: (r["inputs"] != "localizers", TARGETS.index(r["view"]),
-                              ["model", "model, localizer inputs only", "baseline",
-                               "oracle"].index(r["method"])))
+                              METHODS.index(r["method"])))
+    log("the phantom's own planning noise on the held-out anatomies")
+    floor = planning_floor(args.heldout_seed, args.heldout)
     with open(work / "heldout_rows.json", "w") as f:
         json.dump({f"{k[0]}/{k[1]}": v for k, v in results.items()}, f, default=float)
 
@@ -602,7 +830,11 @@ def main() -> int:
         "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
                              for n in args.candidates)
         + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
-        "final_val": final_val, "shipped": shipped,
+        "final_val": final_val, "shipped": shipped, "long": long_info, "more": more_info,
+        "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
+        "floor": floor,
+        "before_after": [(m, m) for m in (M_BEFORE, M_LOC, M_LONG, M_MORE)
+                         if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "
           "(signed first -> last slice); x = the 4CH localizer's normal made orthogonal to z; "

@@ -125,7 +125,8 @@ class PerfectModel:
     def __init__(self, study):
         self.targets = {v: study.views(v)[0].planes[0] for v in self.channels}
 
-    def heatmaps(self, images):
+    def heatmaps(self, images, tta=((0.0, False),)):
+        """Exact maps: test-time augmentation (``tta``) would change nothing, so is ignored."""
         out = []
         for _, plane in images:
             grid = input_plane(plane, 2.0, 128)
@@ -246,3 +247,29 @@ def test_ukbb_demo_oracle_from_sax(shared_data, capsys):
         assert t["ok"], t["reason"]
         assert t["n_lines"] == 12
         assert t["acquired"]["angle_deg"] < 1.0 and t["acquired"]["distance_mm"] < 1.0
+
+
+def test_test_time_augmentation_maps_every_view_back_onto_the_grid(study_cache):
+    """With a network that returns its input, the averaged heatmaps of the turned and
+    mirrored views equal the un-augmented map (wherever every view covers the grid): each
+    view's map is resampled back onto the image's grid the right way round."""
+    import torch
+
+    from planessl.planning.model import TTA_VIEWS, LineModel
+
+    model = LineModel.__new__(LineModel)
+    model.channels, model.image_size, model.spacing_mm = ["x"], 96, 2.5
+    model.clip_percentiles, model.device = (1.0, 99.0), torch.device("cpu")
+    model.module = lambda x: {"lines": x}
+    study, _ = open_study(study_cache)
+    series = study.views("4ch")[0]
+    image = [(series.pixels[0, 0], series.planes[0])]
+    (plain, grid), = model.heatmaps(image)
+    (averaged, grid2), = model.heatmaps(image, tta=TTA_VIEWS)
+    assert grid2 is not None and averaged.shape == plain.shape == (1, 96, 96)
+    inner = np.s_[:, 20:-20, 20:-20]  # covered by every view turned by 10 deg
+    scale = float(np.abs(plain[inner]).max())
+    err = np.abs(averaged[inner] - plain[inner])
+    assert float(np.median(err)) < 0.02 * scale  # interpolation only
+    # A wrong way round (mirror not undone) would not match:
+    assert float(np.median(np.abs(plain[inner][:, :, ::-1] - plain[inner]))) > 0.05 * scale

@@ -7,8 +7,8 @@ import pytest
 
 from planessl.geometry import (Plane, intersection_line, intersection_line_world,
                                plane_angle_deg)
-from planessl.planning.fit import (Line3D, fit_plane, lift_line, line_in_pixels,
-                                   plane_errors)
+from planessl.planning.fit import (Line3D, fit_plane, fit_plane_robust, lift_line,
+                                   line_in_pixels, plane_errors)
 
 from conftest import random_rotation
 
@@ -251,3 +251,70 @@ def test_lines_that_do_not_lie_in_one_plane_can_be_refused():
     strict = fit_plane(skew, max_residual_rms_mm=10.0)
     assert not strict.ok and "do not lie in one plane: 15.0 mm" in strict.reason
     assert strict.plane is not None and strict.image_position is None
+
+
+def test_a_grossly_wrong_line_is_dropped_and_the_plane_recovered_exactly(rng):
+    """Exact lines of a known plane on four images, plus one line 25 deg off and 20 mm away:
+    the least-squares plane of all five is spoiled; the robust fit drops exactly the wrong
+    line (and says so) and gives the plane back to rounding error."""
+    for _ in range(5):
+        target = oblique_target(rng)
+        inputs = localizers(rng) + [oblique_target(rng)]
+        lines = exact_lines(inputs, target)
+        assert all(ln is not None for ln in lines)
+        good = lines[0]
+        # The wrong line: on the same image, turned 25 deg about a point 20 mm off the true one.
+        img = inputs[0]
+        turn = np.radians(25.0)
+        d = (np.cos(turn) * good.direction
+             + np.sin(turn) * np.cross(img.normal, good.direction))
+        p = good.point + 20.0 * np.cross(img.normal, good.direction)
+        wrong = Line3D(p, d, (p - 120 * d, p + 120 * d), source="wrong")
+        both = lines + [wrong]
+        plain = fit_plane(both, reference=target)
+        assert plain.ok and plane_errors(plain, target)[0] > 1.0  # spoiled
+        fit = fit_plane_robust(both, reference=target, outlier_rms_mm=1.0)
+        assert fit.ok, fit.reason
+        assert fit.dropped == ["wrong"] and fit.n_lines == len(lines)
+        assert fit.dropped_residual_mm[0] > 5.0
+        angle, dist = plane_errors(fit, target)
+        assert angle < 1e-6 and dist < 1e-6
+        assert fit.residual_rms_mm < 1e-6
+        assert fit.to_dict()["dropped"] == [{"image": "wrong",
+                                             "residual_rms_mm": fit.dropped_residual_mm[0]}]
+        # Without outlier rejection, nothing is dropped.
+        off = fit_plane_robust(both, reference=target, outlier_rms_mm=None)
+        assert off.dropped == [] and off.residual_rms_mm == pytest.approx(plain.residual_rms_mm)
+
+
+def test_robust_fit_keeps_the_refusal_rules():
+    """Dropping never goes below two lines nor leaves lines that do not determine a plane;
+    too few or (nearly) parallel lines are still refused, skew lines still fail the residual
+    limit."""
+    d, e = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    seg = lambda p, v: (p - 100 * v, p + 100 * v)  # noqa: E731
+    up = HEART + [0, 0, 30]
+    skew = [Line3D(HEART, d, seg(HEART, d), "a"), Line3D(up, e, seg(up, e), "b")]
+    fit = fit_plane_robust(skew, max_residual_rms_mm=10.0, outlier_rms_mm=1.0)
+    assert not fit.ok and fit.dropped == [] and "do not lie in one plane" in fit.reason
+    one = fit_plane_robust(skew[:1], outlier_rms_mm=1.0)
+    assert not one.ok and "needs at least 2 lines" in one.reason
+    # Two lines on one line in space and a third far from their plane: dropping the third
+    # would leave a plane that is not determined, so it stays and the fit is refused.
+    near = HEART + [0, 0.5, 0]
+    coaxial = [Line3D(HEART, d, seg(HEART, d), "a"), Line3D(near, d, seg(near, d), "b"),
+               Line3D(up, e, seg(up, e), "c")]
+    fit = fit_plane_robust(coaxial, max_residual_rms_mm=5.0, outlier_rms_mm=1.0)
+    assert not fit.ok and "c" not in fit.dropped and len(fit.dropped) <= 1
+    # Most lines disagree: at most half of them are dropped, then the residual decides.
+    rng = np.random.default_rng(4)
+    scattered = []
+    for k in range(6):
+        p = HEART + rng.normal(0, 30, 3)
+        v = rng.normal(size=3)
+        v /= np.linalg.norm(v)
+        scattered.append(Line3D(p, v, seg(p, v), f"s{k}"))
+    fit = fit_plane_robust(scattered, max_residual_rms_mm=5.0, outlier_rms_mm=1.0)
+    assert len(fit.dropped) == 3 and not fit.ok
+    loose = fit_plane_robust(scattered, outlier_rms_mm=1.0, max_dropped_fraction=1.0)
+    assert len(loose.dropped) == 4  # without the limit: down to two lines

@@ -50,6 +50,13 @@ def register(sub) -> None:
     p.add_argument("--max-residual", type=float, default=None, metavar="MM",
                    help="refuse lines farther than this rms distance (mm) from the best plane "
                         "(they do not lie in one plane; default 10; 0: no limit)")
+    p.add_argument("--outlier-rms", type=float, default=None, metavar="MM",
+                   help="while the lines lie farther than this rms distance (mm) from their "
+                        "plane, drop the worst line if the rest still determine a plane "
+                        "(reported; default 5; 0: keep every line)")
+    p.add_argument("--no-tta", dest="tta", action="store_false",
+                   help="model: predict each input image once (default: average the heatmaps "
+                        "of the image turned by 0 and +-10 deg, each also mirrored)")
     p.add_argument("--min-peak", type=float, default=None, metavar="P",
                    help="model heatmap peak below which an image holds no line (default 0.5)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_PARALLEL_TOLERANCE_DEG,
@@ -61,7 +68,8 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from planessl.errors import PlaneSSLError
-    from planessl.planning.fit import DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPREAD_MM
+    from planessl.planning.fit import (DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPREAD_MM,
+                                       DEFAULT_OUTLIER_RMS_MM)
     from planessl.planning.plan import format_result, open_study, plan, plot_plan
 
     if args.oracle and args.model:
@@ -85,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
                   targets=args.targets, min_spread_mm=spread,
                   max_residual_rms_mm=(DEFAULT_MAX_RESIDUAL_RMS_MM if args.max_residual is None
                                    else args.max_residual or None),
-                  min_peak=args.min_peak, tolerance_deg=args.tolerance)
+                  min_peak=args.min_peak, tolerance_deg=args.tolerance,
+                  tta=args.tta,
+                  outlier_rms_mm=(DEFAULT_OUTLIER_RMS_MM if args.outlier_rms is None
+                                  else args.outlier_rms or None))
     if args.png:
         plot_plan(result, args.png)
     if args.json:

@@ -25,6 +25,16 @@ smallest eigenvalue of ``S``. The eigenvalues ``λ0 <= λ1 <= λ2`` give:
 Exact lines of one plane give it back to rounding error; noise in the lines moves the plane
 smoothly (tilt ~ noise / spread).
 
+Outliers (:func:`fit_plane_robust`). One grossly wrong line (a predicted line on the wrong
+structure) spoils the least-squares plane of all. While the fit's residual exceeds
+``outlier_rms_mm``, the line whose removal leaves the smallest residual is dropped (each
+candidate is judged by the plane fitted *without* it, so an outlier cannot hide by pulling
+the plane towards itself), as long as the remaining lines still determine a plane (at least
+two, spread >= ``min_spread_mm``) and at most half the lines go (``max_dropped_fraction``:
+when most lines disagree with each other there is no consensus to trust, and the refusal
+rules decide). The dropped lines are reported with their distance from
+the final plane; the refusal rules then apply to the lines kept.
+
 Output: the plane as a :class:`~planessl.geometry.Plane` and as DICOM
 ImagePositionPatient / ImageOrientationPatient. Its field-of-view centre is ``m̄`` (the
 point of the plane closest to the centroid of the segments: the plane goes through it);
@@ -48,6 +58,8 @@ from planessl.geometry import Line, Plane, line_endpoints
 DEFAULT_MIN_SPREAD_MM = 10.0
 #: Largest rms distance (mm) of the lines from the fitted plane that ``planessl plan`` accepts.
 DEFAULT_MAX_RESIDUAL_RMS_MM = 10.0
+#: Residual (rms, mm) above which :func:`fit_plane_robust` drops the worst line.
+DEFAULT_OUTLIER_RMS_MM = 5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +150,9 @@ class PlaneFit:
         max_residual_mm: largest distance of a segment end point from the plane.
         spread_mm: rms extent of the segments across their main direction (see the module).
         max_line_angle_deg: largest angle between two of the lines (0 for parallel lines).
+        dropped: names of the images whose lines were dropped as outliers
+            (:func:`fit_plane_robust`), in the order they were dropped.
+        dropped_residual_mm: rms distance (mm) of each dropped line from the final plane.
     """
 
     ok: bool
@@ -151,6 +166,8 @@ class PlaneFit:
     max_residual_mm: float | None = None
     spread_mm: float | None = None
     max_line_angle_deg: float | None = None
+    dropped: list[str] = field(default_factory=list)
+    dropped_residual_mm: list[float] = field(default_factory=list)
 
     @property
     def image_position(self) -> list[float] | None:
@@ -172,6 +189,8 @@ class PlaneFit:
                "sources": list(self.sources),
                "residual_rms_mm": self.residual_rms_mm, "max_residual_mm": self.max_residual_mm,
                "spread_mm": self.spread_mm, "max_line_angle_deg": self.max_line_angle_deg,
+               "dropped": [{"image": name, "residual_rms_mm": float(r)} for name, r
+                           in zip(self.dropped, self.dropped_residual_mm)],
                "normal": f(self.normal), "centre": f(self.centre),
                "ImagePositionPatient": self.image_position,
                "ImageOrientationPatient": self.image_orientation}
@@ -281,6 +300,62 @@ def fit_plane(lines: Sequence[Line3D | None], reference: Plane | None = None,
             **stats)
     return PlaneFit(ok=True, plane=plane, normal=np.array(plane.normal), centre=centre,
                     max_residual_mm=max_res, **stats)
+
+
+def line_residual_mm(line: Line3D, point: np.ndarray, normal: np.ndarray) -> float:
+    """Rms distance (mm) of a line's segment from the plane through ``point`` with unit
+    ``normal`` (end-point distances s0, s1: sqrt((s0^2 + s0 s1 + s1^2) / 3))."""
+    s0 = float(normal @ (line.segment[0] - point))
+    s1 = float(normal @ (line.segment[1] - point))
+    return math.sqrt(max(0.0, (s0 * s0 + s0 * s1 + s1 * s1) / 3.0))
+
+
+def fit_plane_robust(lines: Sequence[Line3D | None], reference: Plane | None = None,
+                     min_spread_mm: float = DEFAULT_MIN_SPREAD_MM,
+                     max_residual_rms_mm: float | None = None,
+                     outlier_rms_mm: float | None = DEFAULT_OUTLIER_RMS_MM,
+                     max_dropped_fraction: float = 0.5,
+                     shape: tuple[int, int] | None = None,
+                     spacing: tuple[float, float] | None = None) -> PlaneFit:
+    """:func:`fit_plane` after dropping outlier lines (see the module).
+
+    Args:
+        outlier_rms_mm: while the residual (rms, mm) of the lines kept exceeds this, drop
+            the line whose removal leaves the smallest residual, as long as the rest still
+            determine a plane; ``None`` or 0: keep every line (plain :func:`fit_plane`).
+        max_dropped_fraction: drop at most this fraction of the lines (rounded down).
+        others: as :func:`fit_plane` (``max_residual_rms_mm`` applies to the lines kept).
+
+    Returns:
+        The :class:`PlaneFit` of the lines kept, with ``dropped`` / ``dropped_residual_mm``
+        naming the dropped lines and their distance from its plane.
+    """
+    kw = dict(reference=reference, min_spread_mm=min_spread_mm, shape=shape, spacing=spacing)
+    kept = [ln for ln in lines if ln is not None]
+    dropped: list[Line3D] = []
+    budget = int(math.floor(max_dropped_fraction * len(kept) + 1e-9))
+    if outlier_rms_mm:
+        fit = fit_plane(kept, **kw)
+        while (fit.ok and fit.residual_rms_mm is not None
+               and fit.residual_rms_mm > outlier_rms_mm and len(kept) > 2
+               and len(dropped) < budget):
+            best = None
+            for k in range(len(kept)):
+                trial = fit_plane(kept[:k] + kept[k + 1:], **kw)
+                if trial.ok and (best is None or trial.residual_rms_mm < best[1].residual_rms_mm):
+                    best = (k, trial)
+            if best is None:  # no line can go without losing the plane
+                break
+            dropped.append(kept.pop(best[0]))
+            fit = best[1]
+    fit = fit_plane(kept, max_residual_rms_mm=max_residual_rms_mm, **kw)
+    fit.dropped = [ln.source for ln in dropped]
+    if fit.plane is not None:
+        fit.dropped_residual_mm = [line_residual_mm(ln, fit.centre, fit.normal)
+                                   for ln in dropped]
+    else:
+        fit.dropped_residual_mm = [float("nan")] * len(dropped)
+    return fit
 
 
 def plane_errors(proposed: Plane | PlaneFit, acquired: Plane) -> tuple[float, float]:

@@ -23,9 +23,10 @@ from planessl.geometry import Plane
 
 #: The planning model shipped with the package (``weights.safetensors`` + ``config.yaml``): a
 #: small ``lines`` model trained on phantom exams by ``benchmarks/plan_phantom.py --export``
-#: (the better on its validation split of a model with inputs the localizers ``loc_2ch``,
-#: ``loc_4ch``, ``loc_sax`` and one with SAX cine slices as well; channels 2CH, 3CH, 4CH and
-#: the mid-ventricular SAX slice; its ``config.yaml`` says which). ``planessl plan`` uses it
+#: (the best on its validation split of the benchmark's final models: inputs the localizers
+#: ``loc_2ch``, ``loc_4ch``, ``loc_sax`` or SAX cine slices as well, trained for longer or on
+#: more exams; channels 2CH, 3CH, 4CH and the mid-ventricular SAX slice; its ``config.yaml``
+#: says which). ``planessl plan`` uses it
 #: without ``--model``.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 #: How reports name the shipped model.
@@ -35,6 +36,11 @@ DEFAULT_MODEL_NAME = "the shipped phantom-trained planning model"
 DEFAULT_MIN_PEAK = 0.5
 #: Ridge pixels (>= threshold x peak) must be at least this many times longer than wide.
 DEFAULT_MIN_ELONGATION = 3.0
+#: Test-time augmentation of :meth:`LineModel.heatmaps`: ``(in-plane rotation in degrees,
+#: left-right mirror)`` of each extra view of an image (within the training augmentation's
+#: range); the heatmaps are mapped back onto the image's grid and averaged.
+TTA_VIEWS = ((0.0, False), (0.0, True), (10.0, False), (-10.0, False),
+             (10.0, True), (-10.0, True))
 
 
 @dataclass(frozen=True)
@@ -158,24 +164,50 @@ class LineModel:
 
         return input_plane(plane, self.spacing_mm, self.image_size)
 
-    def heatmaps(self, images: Sequence[tuple[np.ndarray, Plane]], batch_size: int = 16
+    def heatmaps(self, images: Sequence[tuple[np.ndarray, Plane]], batch_size: int = 16,
+                 tta: Sequence[tuple[float, bool]] = ((0.0, False),)
                  ) -> list[tuple[np.ndarray, Plane]]:
-        """``(heatmaps (C, H, W), grid plane)`` of each ``(pixels (H, W), plane)``."""
+        """``(heatmaps (C, H, W), grid plane)`` of each ``(pixels (H, W), plane)``.
+
+        ``tta``: views of each image to predict, ``(in-plane rotation in deg, mirror)``
+        (e.g. :data:`TTA_VIEWS`); their heatmaps are resampled back onto the image's grid
+        and averaged where they cover it. The default is the image as it is."""
         import torch
 
         from planessl.data.transforms import normalise_intensity, resample_to_plane
 
-        grids, xs = [], []
+        grids, xs, views = [], [], []
         for pixels, plane in images:
             raw = np.asarray(pixels, dtype=np.float32)
             grid = self.grid(plane)
-            image = resample_to_plane(raw, plane, grid, cval=float(raw.min()))
-            xs.append(normalise_intensity(image, self.clip_percentiles))
             grids.append(grid)
+            for angle, mirror in tta:
+                view = grid.rotate(float(angle)) if angle else grid
+                view = view.flip_cols() if mirror else view
+                image = resample_to_plane(raw, plane, view, cval=float(raw.min()))
+                xs.append(normalise_intensity(image, self.clip_percentiles))
+                views.append(view)
         out = []
         with torch.no_grad():
             for k in range(0, len(xs), batch_size):
                 x = torch.from_numpy(np.stack(xs[k:k + batch_size])[:, None]).to(self.device)
                 out.append(self.module(x)["lines"].float().cpu().numpy())
         heat = np.concatenate(out) if out else np.zeros((0, len(self.channels), 1, 1))
-        return [(heat[k], grids[k]) for k in range(len(grids))]
+        n = len(tta)
+        result = []
+        for k, grid in enumerate(grids):
+            if n == 1 and views[k] is grid:
+                result.append((heat[k], grid))
+                continue
+            total = np.zeros((len(self.channels), *grid.shape), dtype=np.float64)
+            cover = np.zeros(grid.shape, dtype=np.float64)
+            for t in range(n):
+                view = views[k * n + t]
+                ones = np.ones(view.shape, dtype=np.float32)
+                w = resample_to_plane(ones, view, grid, antialias=False)
+                cover += w
+                for c in range(len(self.channels)):
+                    total[c] += resample_to_plane(heat[k * n + t, c], view, grid,
+                                                  antialias=False)
+            result.append(((total / np.maximum(cover, 1e-6)).astype(np.float32), grid))
+        return result

@@ -19,8 +19,9 @@ import numpy as np
 from planessl.errors import PlaneSSLError
 from planessl.geometry import (DEFAULT_PARALLEL_TOLERANCE_DEG, Plane, intersection_line,
                                plane_angle_deg)
-from planessl.planning.fit import (DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPREAD_MM, Line3D,
-                                   PlaneFit, fit_plane, lift_line, line_in_pixels, plane_errors)
+from planessl.planning.fit import (DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPREAD_MM,
+                                   DEFAULT_OUTLIER_RMS_MM, Line3D, PlaneFit, fit_plane_robust,
+                                   lift_line, line_in_pixels, plane_errors)
 from planessl.study import Series, Study, mid_slice_index
 
 #: View types of localizer series (written by the phantom's localizers).
@@ -217,13 +218,16 @@ def oracle_lines(images: Sequence[InputImage], target: Plane,
     return out
 
 
-def model_lines(images: Sequence[InputImage], model, min_peak: float | None = None
-                ) -> dict[str, list[LineRecord]]:
+def model_lines(images: Sequence[InputImage], model, min_peak: float | None = None,
+                tta: bool = True) -> dict[str, list[LineRecord]]:
     """Each model channel's lines on each input image (``{view: records}``), in the input
-    images' own pixel indices (fitted on the network's grid, then mapped back)."""
-    from planessl.planning.model import DEFAULT_MIN_PEAK, heatmap_line
+    images' own pixel indices (fitted on the network's grid, then mapped back). ``tta``:
+    average the heatmaps of each image's rotated / mirrored views
+    (:data:`planessl.planning.model.TTA_VIEWS`) before fitting the line."""
+    from planessl.planning.model import DEFAULT_MIN_PEAK, TTA_VIEWS, heatmap_line
 
-    heat = model.heatmaps([(img.pixels, img.plane) for img in images])
+    pairs = [(img.pixels, img.plane) for img in images]
+    heat = model.heatmaps(pairs, tta=TTA_VIEWS) if tta else model.heatmaps(pairs)
     out: dict[str, list[LineRecord]] = {v: [] for v in model.channels}
     for img, (maps, grid) in zip(images, heat):
         for c, view in enumerate(model.channels):
@@ -246,6 +250,8 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
          min_spread_mm: float = DEFAULT_MIN_SPREAD_MM,
          max_residual_rms_mm: float | None = DEFAULT_MAX_RESIDUAL_RMS_MM,
          min_peak: float | None = None,
+         outlier_rms_mm: float | None = DEFAULT_OUTLIER_RMS_MM,
+         tta: bool = True,
          tolerance_deg: float = DEFAULT_PARALLEL_TOLERANCE_DEG) -> PlanResult:
     """Propose each target view's plane (see the module).
 
@@ -258,6 +264,9 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
             :data:`TARGET_VIEWS` that the study holds beside the inputs).
         min_spread_mm, max_residual_rms_mm: see :func:`planessl.planning.fit.fit_plane`.
         min_peak: heatmap peak below which a channel holds no line (model).
+        outlier_rms_mm: drop outlier lines while the residual exceeds this (rms, mm; ``None``
+            or 0: keep all); see :func:`planessl.planning.fit.fit_plane_robust`.
+        tta: test-time augmentation of the model (see :func:`model_lines`).
     """
     if not oracle and model is None:
         raise PlaneSSLError("give a line model (--model RUN) or --oracle")
@@ -288,7 +297,7 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
                  "frame": images[[i.series for i in images].index(s.name)].frame}
                 for s in series],
         inputs_reason=how, images=images)
-    predicted = None if oracle else model_lines(images, model, min_peak)
+    predicted = None if oracle else model_lines(images, model, min_peak, tta)
     reference = images[0].plane
     for view in views:
         acq = acquired_plane(study, view, exclude=in_names)
@@ -302,9 +311,10 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
             records = oracle_lines(images, acq[1], tolerance_deg)
         else:
             records = predicted[view]
-        fit = fit_plane([r.line3d for r in records], reference=reference,
-                        min_spread_mm=min_spread_mm,
-                        max_residual_rms_mm=max_residual_rms_mm)
+        fit = fit_plane_robust([r.line3d for r in records], reference=reference,
+                               min_spread_mm=min_spread_mm,
+                               max_residual_rms_mm=max_residual_rms_mm,
+                               outlier_rms_mm=outlier_rms_mm)
         if not fit.ok and fit.n_lines < 2:
             why = sorted({r.reason for r in records if r.reason})
             if why:
@@ -323,6 +333,12 @@ def _vec(v: Sequence[float]) -> str:
     return "\\".join(f"{x:.6g}" for x in v)
 
 
+def _dropped_lines(fit: PlaneFit) -> list[str]:
+    """Report lines of the outlier lines a fit dropped."""
+    return [f"  dropped the line on {name} as an outlier ({r:.1f} mm rms from the plane)"
+            for name, r in zip(fit.dropped, fit.dropped_residual_mm)]
+
+
 def format_result(result: PlanResult) -> str:
     """The text report of ``planessl plan``."""
     out = [f"study {result.study} ({result.source})",
@@ -335,6 +351,7 @@ def format_result(result: PlanResult) -> str:
         n_img = len(t.lines)
         if not t.fit.ok:
             out.append(f"{t.view}: not planned: {t.fit.reason}")
+            out += _dropped_lines(t.fit)
             if t.acquired_plane is not None:
                 out.append(f"  (acquired {t.view}: series {t.acquired_series})")
             continue
@@ -343,6 +360,7 @@ def format_result(result: PlanResult) -> str:
                    f"{f.residual_rms_mm:.3f} mm rms, max {f.max_residual_mm:.3f} mm; spread "
                    f"{f.spread_mm:.1f} mm; largest angle between lines "
                    f"{f.max_line_angle_deg:.1f} deg)")
+        out += _dropped_lines(f)
         out.append(f"  ImagePositionPatient    {_vec(f.image_position)}")
         out.append(f"  ImageOrientationPatient {_vec(f.image_orientation)}")
         out.append(f"  (centre {_vec(f.centre)}; normal {_vec(f.normal)}; "
