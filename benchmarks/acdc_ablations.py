@@ -37,7 +37,7 @@ ABLATIONS: dict[str, tuple[str, str, str]] = {
         "steps (the main benchmark's cells, `acdc_methods`)", "(committed cells)"),
     "genesis-4500": (
         "genesis-acdc", "the same, 4,500 pretraining steps (3x)",
-        f"{RUN} --methods genesis-acdc --work /tmp/acdc_bench/abl-genesis4500 "
+        f"{RUN} 5 --methods genesis-acdc --work /tmp/acdc_bench/abl-genesis4500 "
         "--pretrain-extra trainer.max_steps=4500"),
     "genesis-1500-lr0.3": (
         "genesis-acdc", "genesis-1500's pretraining run, transferred layers fine-tuned at "
@@ -48,7 +48,7 @@ ABLATIONS: dict[str, tuple[str, str, str]] = {
     "slices-genesis-4500": (
         "slices-genesis-acdc", "slice location + restoration (`task.name=slices "
         "task.restore_weight=1`, the decoder pretrained too) on the ACDC pool, 4,500 steps",
-        f"{RUN} --methods slices-genesis-acdc --work /tmp/acdc_bench/e4500 "
+        f"{RUN} 5 --methods slices-genesis-acdc --work /tmp/acdc_bench/e4500 "
         "--pretrain-extra trainer.max_steps=4500"),
     "slices-1500": (
         "slices-acdc", "slice location alone on the ACDC pool, 1,500 steps (main benchmark)",

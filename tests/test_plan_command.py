@@ -273,3 +273,33 @@ def test_test_time_augmentation_maps_every_view_back_onto_the_grid(study_cache):
     assert float(np.median(err)) < 0.02 * scale  # interpolation only
     # A wrong way round (mirror not undone) would not match:
     assert float(np.median(np.abs(plain[inner][:, :, ::-1] - plain[inner]))) > 0.05 * scale
+
+
+def test_a_plane_backed_by_a_minority_of_the_images_it_cuts_is_refused(study_cache):
+    from planessl.cache import Cache
+    from planessl.planning.fit import fit_plane_robust
+    from planessl.planning.plan import acquired_plane, input_images, oracle_lines, support_check
+
+    cache = Cache(study_cache)
+    study = cache.load(cache.ids[0])
+    series, _ = choose_inputs(study, ["sax"])
+    images = input_images(series)
+    target = acquired_plane(study, "2ch")[1]
+    records = oracle_lines(images, target)
+    lines = [r.line3d for r in records]
+    cut = sum(line is not None for line in lines)
+    assert cut >= 6
+    full = fit_plane_robust(lines, reference=images[0].plane)
+    support_check(full, images, 0.5)
+    assert full.ok, full.reason  # every image the plane cuts has its line
+    have = [k for k, line in enumerate(lines) if line is not None]
+    keep = {have[0], have[len(have) // 2], have[-1]}  # three lines far apart in the stack
+    three = [line if k in keep else None for k, line in enumerate(lines)]
+    few = fit_plane_robust(three, reference=images[0].plane)
+    assert few.ok and few.n_lines == 3, few.reason  # three exact lines fit the plane...
+    support_check(few, images, 0.5)
+    assert not few.ok  # ...but the plane cuts many more images that gave no line
+    assert f"only 3 of the {cut} input images" in few.reason
+    off = fit_plane_robust(three, reference=images[0].plane)
+    support_check(off, images, 0.0)
+    assert off.ok

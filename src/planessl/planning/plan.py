@@ -245,6 +245,27 @@ def model_lines(images: Sequence[InputImage], model, min_peak: float | None = No
 
 
 # ----------------------------------------------------------------------------- planning
+#: a fitted plane must have lines from at least this share of the input images it cuts
+DEFAULT_MIN_SUPPORT = 0.5
+
+
+def support_check(fit: PlaneFit, images: Sequence[InputImage], min_support: float,
+                  tolerance_deg: float = DEFAULT_PARALLEL_TOLERANCE_DEG) -> None:
+    """Refuse (``fit.ok = False`` with a reason) a fitted plane that too few of the input
+    images it cuts gave a line for: the model found lines on those images where the plane
+    crosses them (the training targets are exactly those lines), so a plane backed by a
+    minority of them (e.g. 3 lines of 12 cut SAX slices, after the others were dropped as
+    outliers or never found) is a guess, not a plan."""
+    if not fit.ok or fit.plane is None or min_support <= 0:
+        return
+    cut = sum(r.line3d is not None for r in oracle_lines(images, fit.plane, tolerance_deg))
+    if cut and fit.n_lines < min_support * cut:
+        fit.ok = False
+        fit.reason = (f"only {fit.n_lines} of the {cut} input images that the fitted plane "
+                      f"cuts gave a line that agrees with it (at least {min_support:.0%} "
+                      f"needed): the lines disagree")
+
+
 def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
          model=None, oracle: bool = False, targets: Sequence[str] | None = None,
          min_spread_mm: float = DEFAULT_MIN_SPREAD_MM,
@@ -252,7 +273,8 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
          min_peak: float | None = None,
          outlier_rms_mm: float | None = DEFAULT_OUTLIER_RMS_MM,
          tta: bool = True,
-         tolerance_deg: float = DEFAULT_PARALLEL_TOLERANCE_DEG) -> PlanResult:
+         tolerance_deg: float = DEFAULT_PARALLEL_TOLERANCE_DEG,
+         min_support: float = DEFAULT_MIN_SUPPORT) -> PlanResult:
     """Propose each target view's plane (see the module).
 
     Args:
@@ -267,6 +289,8 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
         outlier_rms_mm: drop outlier lines while the residual exceeds this (rms, mm; ``None``
             or 0: keep all); see :func:`planessl.planning.fit.fit_plane_robust`.
         tta: test-time augmentation of the model (see :func:`model_lines`).
+        min_support: refuse a plane whose lines come from fewer than this share of the
+            input images it cuts (:func:`support_check`; 0: off).
     """
     if not oracle and model is None:
         raise PlaneSSLError("give a line model (--model RUN) or --oracle")
@@ -315,6 +339,7 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
                                min_spread_mm=min_spread_mm,
                                max_residual_rms_mm=max_residual_rms_mm,
                                outlier_rms_mm=outlier_rms_mm)
+        support_check(fit, images, min_support, tolerance_deg)
         if not fit.ok and fit.n_lines < 2:
             why = sorted({r.reason for r in records if r.reason})
             if why:
