@@ -155,7 +155,9 @@ def report() -> int:
         summary.replace("# Few-label results", "## Mean Dice, N=1, 2 and 5"), "",
         "## Scratch with more labels (the ceiling of the recipe on this test set)", "",
         full.replace("# Few-label results", "Scratch"), "",
-        "Learning curves of each ablation run: `runs/<label>_curves.png`.", ""]
+        "Learning curves of each ablation run: `runs/<label>_curves.png`. Mean Dice per ACDC "
+        "diagnostic group (the test patients are all abnormal-RV): `by_group.md` "
+        "(`benchmarks/acdc_by_group.py`).", ""]
     (RESULTS / "README.md").write_text("\n".join(text))
     print(summary)
     print(full)
