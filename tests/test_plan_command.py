@@ -299,7 +299,7 @@ def test_a_plane_backed_by_a_minority_of_the_images_it_cuts_is_refused(study_cac
     assert few.ok and few.n_lines == 3, few.reason  # three exact lines fit the plane...
     support_check(few, images, 0.5)
     assert not few.ok  # ...but the plane cuts many more images that gave no line
-    assert f"only 3 of the {cut} input images" in few.reason
+    assert f"0 back it" in few.reason and f"sax: 3 of {cut}" in few.reason
     off = fit_plane_robust(three, reference=images[0].plane)
     support_check(off, images, 0.0)
     assert off.ok

@@ -245,25 +245,36 @@ def model_lines(images: Sequence[InputImage], model, min_peak: float | None = No
 
 
 # ----------------------------------------------------------------------------- planning
-#: a fitted plane must have lines from at least this share of the input images it cuts
+#: a fitted plane must be backed by at least this share of the input series it cuts, a series
+#: backing it when this share of its images that the plane cuts gave a line that was kept
 DEFAULT_MIN_SUPPORT = 0.5
 
 
 def support_check(fit: PlaneFit, images: Sequence[InputImage], min_support: float,
                   tolerance_deg: float = DEFAULT_PARALLEL_TOLERANCE_DEG) -> None:
     """Refuse (``fit.ok = False`` with a reason) a fitted plane that too few of the input
-    images it cuts gave a line for: the model found lines on those images where the plane
-    crosses them (the training targets are exactly those lines), so a plane backed by a
-    minority of them (e.g. 3 lines of 12 cut SAX slices, after the others were dropped as
-    outliers or never found) is a guess, not a plan."""
+    series it cuts back: a series backs the plane when at least ``min_support`` of its
+    images that the plane crosses gave a line that the fit kept, and at least
+    ``min_support`` of the series the plane crosses must back it. A plane fitted to 3 lines
+    of a 12-slice SAX stack, the others dropped as outliers or never found, is a guess, not a
+    plan; a localizer series that the plane crosses without a line (e.g. the SAX localizer
+    for a SAX target, nearly parallel to it) is outvoted by the long-axis localizers."""
     if not fit.ok or fit.plane is None or min_support <= 0:
         return
-    cut = sum(r.line3d is not None for r in oracle_lines(images, fit.plane, tolerance_deg))
-    if cut and fit.n_lines < min_support * cut:
+    kept = set(fit.sources)
+    crossed: dict[str, list[str]] = {}
+    for img, rec in zip(images, oracle_lines(images, fit.plane, tolerance_deg)):
+        if rec.line3d is not None:
+            crossed.setdefault(img.series, []).append(img.name)
+    backing = [name for name, imgs in crossed.items()
+               if sum(i in kept for i in imgs) >= min_support * len(imgs)]
+    if crossed and len(backing) < min_support * len(crossed):
+        detail = "; ".join(f"{name}: {sum(i in kept for i in imgs)} of {len(imgs)}"
+                           for name, imgs in crossed.items())
         fit.ok = False
-        fit.reason = (f"only {fit.n_lines} of the {cut} input images that the fitted plane "
-                      f"cuts gave a line that agrees with it (at least {min_support:.0%} "
-                      f"needed): the lines disagree")
+        fit.reason = (f"the lines disagree: the fitted plane crosses {len(crossed)} input "
+                      f"series, {len(backing)} back it with lines on at least "
+                      f"{min_support:.0%} of the images it crosses ({detail})")
 
 
 def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
@@ -289,8 +300,8 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
         outlier_rms_mm: drop outlier lines while the residual exceeds this (rms, mm; ``None``
             or 0: keep all); see :func:`planessl.planning.fit.fit_plane_robust`.
         tta: test-time augmentation of the model (see :func:`model_lines`).
-        min_support: refuse a plane whose lines come from fewer than this share of the
-            input images it cuts (:func:`support_check`; 0: off).
+        min_support: refuse a plane that too few of the input series it crosses back
+            (:func:`support_check`; 0: off).
     """
     if not oracle and model is None:
         raise PlaneSSLError("give a line model (--model RUN) or --oracle")
