@@ -303,3 +303,28 @@ def test_a_plane_backed_by_a_minority_of_the_images_it_cuts_is_refused(study_cac
     off = fit_plane_robust(three, reference=images[0].plane)
     support_check(off, images, 0.0)
     assert off.ok
+
+
+def test_a_localizer_series_without_lines_is_outvoted_by_the_others():
+    from planessl.planning.fit import fit_plane_robust
+    from planessl.planning.plan import acquired_plane, input_images, oracle_lines, support_check
+
+    study = make_study(3, 0, "small", localizers=True)
+    series, _ = choose_inputs(study, None)
+    images = input_images(series)
+    assert {i.series for i in images} == {"loc_2ch", "loc_4ch", "loc_sax"}
+    target = acquired_plane(study, "sax", exclude=[s.name for s in series])[1]
+    records = oracle_lines(images, target)
+    assert all(r.line3d is not None for r in records)  # the plane crosses every localizer
+    # no line on any SAX-localizer slice: the two long-axis localizers still back the plane
+    lines = [None if i.series == "loc_sax" else r.line3d for i, r in zip(images, records)]
+    fit = fit_plane_robust(lines, reference=images[0].plane)
+    support_check(fit, images, 0.5)
+    assert fit.ok, fit.reason
+    # a line on the 2CH localizer only: one of three crossed series backs the plane
+    lines = [r.line3d if i.series == "loc_2ch" or i.name == "loc_sax[0]" else None
+             for i, r in zip(images, records)]
+    fit = fit_plane_robust(lines, reference=images[0].plane)
+    assert fit.ok, fit.reason
+    support_check(fit, images, 0.5)
+    assert not fit.ok and "1 back it" in fit.reason
