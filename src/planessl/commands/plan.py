@@ -54,6 +54,10 @@ def register(sub) -> None:
                    help="while the lines lie farther than this rms distance (mm) from their "
                         "plane, drop the worst line if the rest still determine a plane "
                         "(reported; default 5; 0: keep every line)")
+    p.add_argument("--min-support", type=float, default=None, metavar="SHARE",
+                   help="refuse a plane unless this share of the input series it crosses back "
+                        "it, a series backing it with lines on this share of the images the "
+                        "plane crosses (default 0.5; 0: off)")
     p.add_argument("--no-tta", dest="tta", action="store_false",
                    help="model: predict each input image once (default: average the heatmaps "
                         "of the image turned by 0 and +-10 deg, each also mirrored)")
@@ -70,10 +74,13 @@ def run(args: argparse.Namespace) -> int:
     from planessl.errors import PlaneSSLError
     from planessl.planning.fit import (DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPREAD_MM,
                                        DEFAULT_OUTLIER_RMS_MM)
-    from planessl.planning.plan import format_result, open_study, plan, plot_plan
+    from planessl.planning.plan import (DEFAULT_MIN_SUPPORT, format_result, open_study, plan,
+                                        plot_plan)
 
     if args.oracle and args.model:
         raise PlaneSSLError("give either --model or --oracle, not both")
+    if args.min_support is not None and not 0 <= args.min_support <= 1:
+        raise PlaneSSLError(f"--min-support must be between 0 and 1, got {args.min_support}")
     model = None
     if not args.oracle:
         import sys
@@ -95,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
                                    else args.max_residual or None),
                   min_peak=args.min_peak, tolerance_deg=args.tolerance,
                   tta=args.tta,
+                  min_support=DEFAULT_MIN_SUPPORT if args.min_support is None else args.min_support,
                   outlier_rms_mm=(DEFAULT_OUTLIER_RMS_MM if args.outlier_rms is None
                                   else args.outlier_rms or None))
     if args.png:
