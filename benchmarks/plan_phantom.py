@@ -671,7 +671,10 @@ def main() -> int:
     ap.add_argument("--more-minutes", type=float, default=33.0,
                     help="training time of the `more exams` model (0: skip)")
     ap.add_argument("--more-steps", type=int, default=2200,
-                    help="its step limit (the cosine learning rate reaches 0 there)")
+                    help="its step limit (the cosine learning rate reaches 0 there; another "
+                         "value trains another run, named after it)")
+    ap.add_argument("--more-threads", type=int, default=1,
+                    help="CPU threads of the `more exams` model's training")
     ap.add_argument("--export", action="store_true",
                     help="copy the final model into src/planessl/planning/default_model")
     args = ap.parse_args()
@@ -735,8 +738,11 @@ def main() -> int:
     more_info = None
     if args.more_minutes > 0 and args.extra_train > 0:
         extra_cache = make_cache(work / "extra_cache", args.extra_seed, args.extra_train)
-        run = work / f"final_{chosen}_loconly_more{args.extra_train}"
+        run = work / (f"final_{chosen}_loconly_more{args.extra_train}"
+                      + ("" if args.more_steps == 2200 else f"_steps{args.more_steps}"))
         over = CANDIDATES[chosen] + LOC_ONLY + LONG + [f"trainer.max_steps={args.more_steps}"]
+        if args.more_threads != 1:
+            over.append(f"trainer.threads={args.more_threads}")
         seconds = train(run, [train_cache, extra_cache], over, args.more_minutes)
         finals["more-data"] = (run, LineModel(run))
         more_info = {"overrides": over[len(CANDIDATES[chosen]):], "minutes": seconds / 60,
