@@ -19,7 +19,6 @@ Writes ``benchmarks/results/acdc_ablations/{README.md,results.csv,summary.md,dic
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import sys
 from pathlib import Path
@@ -28,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results/acdc_ablations"
 MAIN = ROOT / "benchmarks/results/acdc_fewlabel/results.csv"
 METHODS_TABLE = ROOT / "benchmarks/results/acdc_methods/results.csv"
+sys.path.insert(0, str(ROOT / "src"))
+from planessl.experiment import read_rows, write_rows  # noqa: E402
+from planessl.runinfo import write_text_atomic  # noqa: E402
+
 RUN = "python benchmarks/acdc_fewlabel.py --data ../shared/data/acdc_h5 --labelled 1 2"
 
 #: label -> (method name inside the run, what changes, the command that made it)
@@ -69,23 +72,6 @@ CEILINGS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
-
-
 def collect(label: str, work: Path) -> int:
     """Copy the rows of a finished run (method renamed to ``label``) and its learning curves."""
     exp = work / "experiment"
@@ -115,7 +101,6 @@ def committed(label: str) -> list[dict]:
 
 
 def report() -> int:
-    sys.path.insert(0, str(ROOT / "src"))
     from planessl.experiment import plot_results, summarise_results
 
     scratch = [r for r in read_rows(MAIN) if r["method"] == "scratch"]
@@ -138,7 +123,7 @@ def report() -> int:
     summary = summarise_results(rows, "mean_dice", methods, [1, 2, 5])
     full = summarise_results(rows, "mean_dice", scratch_arms, ns)
     write_rows(RESULTS / "results.csv", rows)
-    (RESULTS / "summary.md").write_text(summary)
+    write_text_atomic(RESULTS / "summary.md", summary)
     plot_results(rows, "mean_dice", methods, ns, RESULTS / "dice_vs_n.png")
     text = [
         "# ACDC few-label ablations", "",
@@ -148,6 +133,8 @@ def report() -> int:
         "`configs/acdc_pretrain.yaml` unless the row says otherwise). Scratch rows are the "
         "main benchmark's committed cells (the same recipe and seeds; fine-tuning is "
         "deterministic).", "",
+        "This page: `python benchmarks/acdc_ablations.py`, after `python "
+        "benchmarks/acdc_ablations.py --collect LABEL WORK` for each run below.", "",
         "| ablation | what changes | command |", "|---|---|---|",
         *[f"| {k} | {d} | `{c}` |" for k, (_, d, c) in ABLATIONS.items() if k in labels],
         *[f"| {k} | {d} | `{c}` |" for k, (_, d, c) in CEILINGS.items()
@@ -158,7 +145,7 @@ def report() -> int:
         "Learning curves of each ablation run: `runs/<label>_curves.png`. Mean Dice per ACDC "
         "diagnostic group (the test patients are all abnormal-RV): `by_group.md` "
         "(`benchmarks/acdc_by_group.py`).", ""]
-    (RESULTS / "README.md").write_text("\n".join(text))
+    write_text_atomic(RESULTS / "README.md", "\n".join(text))
     print(summary)
     print(full)
     return 0

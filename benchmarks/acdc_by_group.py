@@ -95,10 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                     for k in ("RV_dice", "myocardium_dice", "LV_dice", "mean_dice")]
             lines.append(f"| {label} | {name} ({numbers[0]:03d}-{numbers[-1]:03d}, "
                          f"{len(numbers)}) | {len(got)} | " + " | ".join(vals) + " |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(args.out)
+    from planessl.runinfo import write_text_atomic
+
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines[-(len(lines) - 6):]))
     return 0
 

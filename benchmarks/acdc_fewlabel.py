@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
 import sys
 import time
@@ -112,26 +111,16 @@ def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: 
 def merge(parts: list[Path], into: Path) -> None:
     """Copy the finished cells and pretraining runs of several work folders into one (a part
     that is a ``results.csv`` file contributes its rows only, e.g. committed results)."""
+    from planessl.experiment import read_rows, write_rows
+
     rows: list[dict] = []
     for part in parts:
-        if part.is_file():
-            with open(part, newline="") as fh:
-                rows += list(csv.DictReader(fh))
-            continue
-        exp = part / "experiment"
-        with open(exp / "results.csv", newline="") as fh:
-            rows += list(csv.DictReader(fh))
+        rows += read_rows(part if part.is_file() else part / "experiment" / "results.csv")
         for sub in ("cells", "pretrain"):
-            if (exp / sub).is_dir():
-                shutil.copytree(exp / sub, into / "experiment" / sub, dirs_exist_ok=True)
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    (into / "experiment").mkdir(parents=True, exist_ok=True)
-    with open(into / "experiment" / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
+            if (part / "experiment" / sub).is_dir():
+                shutil.copytree(part / "experiment" / sub, into / "experiment" / sub,
+                                dirs_exist_ok=True)
+    write_rows(into / "experiment" / "results.csv", rows)
 
 
 def structure_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:

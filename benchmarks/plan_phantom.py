@@ -436,19 +436,12 @@ def fmt(x, nd=1) -> str:
 def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: list[dict] | None,
                  failures: dict[str, list[str]]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "plan_phantom.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(table[0]))
-        w.writeheader()
-        w.writerows(table)
-    with open(RESULTS / "selection.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(selection[0]))
-        w.writeheader()
-        w.writerows(selection)
+    from planessl.experiment import write_rows
+
+    write_rows(RESULTS / "plan_phantom.csv", table)
+    write_rows(RESULTS / "selection.csv", selection)
     if ukbb:
-        with open(RESULTS / "ukbb_demo.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(ukbb[0]))
-            w.writeheader()
-            w.writerows(ukbb)
+        write_rows(RESULTS / "ukbb_demo.csv", ukbb)
 
     def rows_of(method: str, inputs: str) -> list[dict]:
         return [r for r in table if r["method"] == method and r["inputs"] == inputs]
@@ -485,21 +478,22 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
          f"{info['precision']}) while two other benchmark processes shared the machine's "
          f"2 cores. Weights: {info['weight_bytes'] / 1e6:.2f} MB (safetensors, "
          f"{info['n_params']:,} parameters)."]
+    def training(run: dict) -> str:
+        """How a trained variant ran: its overrides, time and steps against their limits."""
+        return (f"`{' '.join(run['overrides'])}`, for {run['minutes']:.1f} min "
+                f"({run['steps']} steps; limits {run['max_minutes']:g} min / "
+                f"{run['max_steps']} steps)")
+
     if info.get("long"):
-        lg = info["long"]
         L.append(f"- Rows `{M_LONG}`: the localizer-only configuration trained longer, "
-                 f"`{' '.join(lg['overrides'])}`, for {lg['minutes']:.1f} min "
-                 f"({lg['steps']} steps; limits {lg['max_minutes']:g} min / "
-                 f"{lg['max_steps']} steps) on one CPU thread beside another benchmark "
+                 f"{training(info['long'])} on one CPU thread beside another benchmark "
                  f"(training `nice -n 5`).")
     if info.get("more"):
         mo = info["more"]
         L.append(f"- Rows `{M_MORE}`: the localizer-only recipe of `long` trained on the "
                  f"{info['n_train'] - info['n_val']} training exams plus {mo['n_extra']} more "
                  f"exams of seed {mo['seed']} (caches mixed in proportion to their training "
-                 f"studies), `{' '.join(mo['overrides'])}`, for {mo['minutes']:.1f} min "
-                 f"({mo['steps']} steps; limits {mo['max_minutes']:g} min / "
-                 f"{mo['max_steps']} steps).")
+                 f"studies), {training(mo)}.")
     L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
          "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
          "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "

@@ -4,7 +4,6 @@ the gradient of the global loss."""
 
 import math
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from planessl.data.pretext_inputs import (anatomy_regions, genesis_corrupt, inte
 from planessl.tasks.contrastive_loss import multi_positive_nt_xent, positive_mask
 from planessl.tasks.registry import COMPETING_TASKS, build_module, task_needs
 
+from ddp_launch import free_port, pretrain_rank
 from synthetic_studies import make_synthetic_study
 
 
@@ -154,12 +154,6 @@ def test_a_few_steps_lower_the_loss(task):
 
 
 # ----------------------------------------------------------------------------- gather under DDP
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _gather_rank(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
@@ -183,7 +177,7 @@ def _gather_rank(rank: int, port: int, out: str) -> None:
 
 
 def test_gather_gives_the_gradient_of_the_global_loss(tmp_path):
-    mp.spawn(_gather_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_gather_rank, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     torch.manual_seed(0)
     layer = torch.nn.Linear(5, 3)
     x = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
@@ -195,31 +189,14 @@ def test_gather_gives_the_gradient_of_the_global_loss(tmp_path):
 
 
 # ----------------------------------------------------------------------------- each method under DDP
-def _pretrain_rank(rank: int, task: str, cache_dir: str, out: str, port: int) -> None:
-    from planessl.cache import Cache
-    from planessl.pretraining import run_pretraining
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-                      RANK=str(rank), LOCAL_RANK=str(rank), GROUP_RANK="0", NODE_RANK="0",
-                      LOCAL_WORLD_SIZE="2", TORCHELASTIC_RUN_ID="test")
-    torch.set_num_threads(1)
-    cfg = load_config(PretrainConfig, overrides=[
-        "model.preset=tiny", f"task.name={task}", "data.batch_size=3",
-        "trainer.progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=2",
-        "trainer.max_steps=2", "trainer.max_epochs=-1", "data.val_fraction=0.25"])
-    module = run_pretraining(cfg, Cache(cache_dir), out)
-    torch.save({k: v.detach().clone() for k, v in module.state_dict().items()},
-               os.path.join(out, f"rank{rank}.pt"))
-
-
 @pytest.mark.parametrize("task", COMPETING_TASKS)
 def test_each_method_runs_under_two_process_ddp(tmp_path, task):
     from planessl.cache import write_cache
 
     cache = write_cache(tmp_path / "c", [make_synthetic_study(k) for k in range(8)])
     out = tmp_path / "run"
-    mp.spawn(_pretrain_rank, args=(task, str(cache.path), str(out), _free_port()), nprocs=2,
-             join=True)
+    mp.spawn(pretrain_rank, args=([f"task.name={task}"], str(cache.path), str(out), free_port()),
+             nprocs=2, join=True)
     r0 = torch.load(out / "rank0.pt", weights_only=True)
     r1 = torch.load(out / "rank1.pt", weights_only=True)
     for k in r0:

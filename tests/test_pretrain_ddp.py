@@ -2,9 +2,7 @@
 with the same parameters although each saw different images."""
 
 import os
-import socket
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -12,21 +10,12 @@ from planessl.cache import Cache, write_cache
 from planessl.config import PretrainConfig, load_config
 from planessl.pretraining import run_pretraining
 
+from ddp_launch import free_port, join_as_torchrun
 from synthetic_studies import make_synthetic_study
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _rank(rank: int, cache_dir: str, out: str, port: int) -> None:
-    # The variables torchrun sets; Lightning detects them and joins the process group.
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-                      RANK=str(rank), LOCAL_RANK=str(rank), GROUP_RANK="0", NODE_RANK="0",
-                      LOCAL_WORLD_SIZE="2", TORCHELASTIC_RUN_ID="test")
-    torch.set_num_threads(1)
+    join_as_torchrun(rank, port)
     seen = []
 
     import pytorch_lightning as pl
@@ -47,7 +36,7 @@ def _rank(rank: int, cache_dir: str, out: str, port: int) -> None:
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     cache = write_cache(tmp_path / "c", [make_synthetic_study(k) for k in range(8)])
     out = tmp_path / "run"
-    mp.spawn(_rank, args=(str(cache.path), str(out), _free_port()), nprocs=2, join=True)
+    mp.spawn(_rank, args=(str(cache.path), str(out), free_port()), nprocs=2, join=True)
     r0 = torch.load(out / "rank0.pt", weights_only=True)
     r1 = torch.load(out / "rank1.pt", weights_only=True)
     assert len(r0["seen"]) == len(r1["seen"]) == 3

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
-import socket
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from planessl.errors import PlaneSSLError
 from planessl.pretraining import sample_spec
 from planessl.tasks.registry import build_module
 
+from ddp_launch import free_port, pretrain_rank
 from synthetic_studies import make_synthetic_study
 
 OVERRIDES = ["model.preset=tiny", "task.name=slices", "task.restore_weight=1.0",
@@ -86,36 +85,14 @@ def test_misuse_is_refused(bad, message):
         sample_spec(load_config(PretrainConfig, overrides=bad))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pretrain_rank(rank: int, cache_dir: str, out: str, port: int) -> None:
-    from planessl.cache import Cache
-    from planessl.pretraining import run_pretraining
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-                      RANK=str(rank), LOCAL_RANK=str(rank), GROUP_RANK="0", NODE_RANK="0",
-                      LOCAL_WORLD_SIZE="2", TORCHELASTIC_RUN_ID="test")
-    torch.set_num_threads(1)
-    cfg = load_config(PretrainConfig, overrides=[
-        "model.preset=tiny", "task.name=multitask", "task.restore_weight=0.5",
-        "data.batch_size=3", "trainer.progress_bar=false", "trainer.accelerator=cpu",
-        "trainer.devices=2", "trainer.max_steps=2", "trainer.max_epochs=-1",
-        "data.val_fraction=0.25"])
-    module = run_pretraining(cfg, Cache(cache_dir), out)
-    torch.save({k: v.detach().clone() for k, v in module.state_dict().items()},
-               os.path.join(out, f"rank{rank}.pt"))
-
-
 def test_multitask_with_restoration_runs_under_two_process_ddp(tmp_path):
     from planessl.cache import write_cache
 
     cache = write_cache(tmp_path / "c", [make_synthetic_study(k) for k in range(8)])
     out = tmp_path / "run"
-    mp.spawn(_pretrain_rank, args=(str(cache.path), str(out), _free_port()), nprocs=2, join=True)
+    overrides = ["task.name=multitask", "task.restore_weight=0.5"]
+    mp.spawn(pretrain_rank, args=(overrides, str(cache.path), str(out), free_port()), nprocs=2,
+             join=True)
     r0 = torch.load(out / "rank0.pt", weights_only=True)
     r1 = torch.load(out / "rank1.pt", weights_only=True)
     assert any(k.startswith("heads.restore") for k in r0)

@@ -211,14 +211,17 @@ def primary_metric(task: str) -> str:
     return "mean_dice" if task == "segmentation" else "accuracy"
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV file (``[]`` when it does not exist)."""
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """CSV of ``rows`` (columns: the union of their keys, in first-seen order), written
+    atomically."""
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
@@ -231,7 +234,7 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 
 def _last_value(path: Path, keys: tuple[str, ...]) -> tuple[str, float] | None:
     """The last logged value of the first of ``keys`` found in a ``metrics.csv``."""
-    rows = _read_rows(path)
+    rows = read_rows(path)
     for key in keys:
         values = [r[key] for r in rows if r.get(key) not in (None, "")]
         if values:
@@ -522,7 +525,7 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     save_run_info(out, config_to_dict(cfg), None)
     write_text_atomic(out / "split.json", json.dumps(split.to_dict(), indent=1))
     metric = cfg.metric or primary_metric(cfg.task)
-    rows = _read_rows(out / RESULTS)
+    rows = read_rows(out / RESULTS)
     done = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
     grid = [(seed, method, n) for seed in cfg.seeds for method in cfg.methods for n in cfg.labelled]
     n_pre = len({pretrain_dir(out, m, s, cfg.pretrain_per_seed) for (s, m, _) in grid
@@ -555,7 +558,7 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
                     echo(f"{what}: failed, see {cell / 'log.txt'}")
                     raise
                 rows.append(row)
-                _write_rows(out / RESULTS, rows)
+                write_rows(out / RESULTS, rows)
                 echo(f"{what}: {metric_name(metric)} {float(row[metric]):.3f} "
                      f"({float(row['cell_seconds']):.0f} s)")
     summary = summarise_results(rows, metric, cfg.methods, sorted(cfg.labelled))
