@@ -78,7 +78,14 @@ M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
     "model, localizer inputs only, long"
 M_MORE = "model, localizer inputs only, more exams"
 M_BEFORE = "before: model, localizer inputs only, plain fit"
-METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE, "baseline", "oracle"]
+#: The shipped model planned with the other line weightings (``plan`` keyword args); the
+#: default, lines weighted by the model's calibration, is the model's own row.
+WEIGHTINGS = {"shipped model, lines weighted equally": {"line_weights": "equal"},
+              "shipped model, equal weights, each series once":
+                  {"line_weights": "equal", "balance_series": True},
+              "shipped model, calibrated, each series once": {"balance_series": True}}
+M_CALIBRATED = "shipped model, calibrated (plan's default)"
+METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE, *WEIGHTINGS, "baseline", "oracle"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -293,13 +300,40 @@ def oracle_errors(cache, ids, inputs=None, targets=TARGETS) -> list[dict]:
     return plan_errors(cache, ids, inputs, targets, oracle=True)
 
 
+def calibrate_run(run: Path, model, studies: list[tuple]) -> None:
+    """Measure ``model``'s line calibration on ``studies`` (``(cache, ids)`` pairs; skipped
+    when ``run`` holds one) and give it to ``model``: the weights of ``plan``'s fit."""
+    from planessl.planning.calibration import CALIBRATION_FILE, LineCalibration, calibrate
+    from planessl.planning.plan import plan
+
+    if not (run / CALIBRATION_FILE).is_file():
+        results = (plan(cache.load(sid), sid, targets=list(TARGETS), model=model,
+                        line_weights="equal") for cache, ids in studies for sid in ids)
+        n = sum(len(ids) for _, ids in studies)
+        calibrate(results, source=f"{n} validation exams of the benchmark").save(run)
+    model.calibration = LineCalibration.load(run)
+
+
 def summarise(rows: list[dict], view: str) -> dict:
     sel = [r for r in rows if r["view"] == view]
     a = np.array([r["angle"] for r in sel if r["ok"]], dtype=float)
     d = np.array([r["dist"] for r in sel if r["ok"]], dtype=float)
     q = (lambda x, p: float(np.percentile(x, p)) if len(x) else float("nan"))
-    return {"n": len(sel), "planned": int(len(a)), "angle_median": q(a, 50),
-            "angle_p90": q(a, 90), "dist_median": q(d, 50), "dist_p90": q(d, 90)}
+    out = {"n": len(sel), "planned": int(len(a)), "angle_median": q(a, 50),
+           "angle_p90": q(a, 90), "dist_median": q(d, 50), "dist_p90": q(d, 90)}
+    for key, x in (("angle", a), ("dist", d)):
+        out[f"{key}_median_ci"] = median_ci(x)
+    return out
+
+
+def median_ci(x: np.ndarray, level: float = 0.95, draws: int = 2000) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median (exams resampled; fixed seed)."""
+    if len(x) < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(0)
+    med = np.median(rng.choice(x, size=(draws, len(x)), replace=True), axis=1)
+    lo = (1 - level) / 2
+    return (float(np.quantile(med, lo)), float(np.quantile(med, 1 - lo)))
 
 
 def score(rows: list[dict]) -> float:
@@ -417,7 +451,10 @@ def export(run: Path) -> Path:
     import yaml
 
     EXPORT.mkdir(parents=True, exist_ok=True)
+    from planessl.planning.calibration import CALIBRATION_FILE
+
     shutil.copyfile(run / "weights.safetensors", EXPORT / "weights.safetensors")
+    shutil.copyfile(run / CALIBRATION_FILE, EXPORT / CALIBRATION_FILE)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["data"]["caches"] = []  # local paths of the benchmark's phantom caches
     cfg["data"]["cache_weights"] = []
@@ -446,16 +483,20 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
     def rows_of(method: str, inputs: str) -> list[dict]:
         return [r for r in table if r["method"] == method and r["inputs"] == inputs]
 
+    def ci(pair) -> str:
+        return f"{fmt(pair[0])}–{fmt(pair[1])}"
+
     goal = []
-    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE):
+    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE, *WEIGHTINGS):
         rows = {r["view"]: r for r in rows_of(method, "localizers")}
         if not rows:
             continue
         met = {v: bool(rows[v]["angle_median"] <= GOAL_ANGLE
                        and rows[v]["dist_median"] <= GOAL_DIST) for v in GOAL_VIEWS}
         goal.append(f"{method}: " + ", ".join(
-            f"{v.upper()} {'met' if met[v] else 'not met'} ({fmt(rows[v]['angle_median'])} deg, "
-            f"{fmt(rows[v]['dist_median'])} mm)" for v in GOAL_VIEWS)
+            f"{v.upper()} {'met' if met[v] else 'not met'} ({fmt(rows[v]['angle_median'], 2)} "
+            f"deg [{ci(rows[v]['angle_median_ci'])}], {fmt(rows[v]['dist_median'], 2)} mm "
+            f"[{ci(rows[v]['dist_median_ci'])}])" for v in GOAL_VIEWS)
             + f" — {'met' if all(met.values()) else 'NOT met'} overall")
     L = ["# View planning from localizers on phantom exams",
          "",
@@ -499,7 +540,9 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
          "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
          "lines dropped while the residual exceeds 5 mm rms, the rest still determine a "
          "plane and at most half the lines have gone; targets refused when the lines lie within 10 mm rms of one line in space "
-         "or farther than 10 mm rms from one plane). "
+         "or farther than 10 mm rms from one plane; each line weighted by 1/sigma^2 of its "
+         "(target, input view) from the model's line calibration, see \"Line weights\" "
+         "below). "
          f"Rows `{M_BEFORE}`: the same localizer-only model planned as before outlier "
          "rejection and test-time augmentation existed (one prediction per image, plain "
          "least squares over all lines): the numbers this page showed before. Errors: angle between the normals (deg) and distance "
@@ -520,7 +563,9 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                  f"{fmt(r['angle_median'])} | {fmt(r['angle_p90'])} | {fmt(r['dist_median'])} "
                  f"| {fmt(r['dist_p90'])} |")
     L += ["",
-          "Goal (median <= 5 deg and <= 3 mm for 2CH, 4CH and SAX, from localizers):", ""]
+          "Goal (median <= 5 deg and <= 3 mm for 2CH, 4CH and SAX, from localizers); in "
+          "brackets the 95 % bootstrap interval of the median over the held-out exams, how "
+          "far 30 exams pin it down:", ""]
     L += [f"- {g}." for g in goal] + [""]
     if any(failures.values()):
         L += ["Targets not planned (model), with the reason reported by `plan`:", ""]
@@ -571,6 +616,47 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
               + ", ".join(f"{v.upper()} {fmt(fl[v]['angle_median'])} deg / "
                           f"{fmt(fl[v]['dist_median'])} mm" for v in TARGETS)
               + ". No model can beat these medians on average.", ""]
+    if info.get("weighting_val"):
+        cal = info["calibration"]
+        L += ["## Line weights", "",
+              "A least-squares fit that weighs every line the same lets the SAX localizer's "
+              "slices (several lines that err together, see above) outvote the one line on a "
+              "long-axis localizer. Each final model's **line calibration** "
+              "(`planessl plan-calibrate`, `line_calibration.json` beside its weights) is "
+              "the typical distance sigma of its lines from the true target plane per (target, "
+              "input view): 1.4826 x the median rms distance over the line's segment, "
+              f"measured on the {info['n_cal']} validation exams (the validation splits of "
+              "the training exams and of the extra exams; none held out). `plan` weighs each "
+              "line by 1/sigma^2 (the inverse-variance fit). The shipped model's calibration "
+              "(sigma, mm; lines measured):", "",
+              "| target | " + " | ".join(sorted({v for by in cal["sigma_mm"].values()
+                                                  for v in by})) + " |"]
+        views = sorted({v for by in cal["sigma_mm"].values() for v in by})
+        L.append("|---|" + "---|" * len(views))
+        for t, by in cal["sigma_mm"].items():
+            L.append(f"| {t} | " + " | ".join(
+                f"{by[v]:.1f} ({cal['n_lines'][t][v]})" if v in by else "—" for v in views)
+                + " |")
+        L += ["", "Every weighting tried, on the validation exams (where the default was "
+              "chosen: lowest score, as in model selection) and on the held-out exams "
+              "(looked at once per weighting): median angle (deg) / distance (mm) and planned "
+              "count.", "",
+              "| weighting | validation score | " + " | ".join(
+                  f"{v.upper()} validation" for v in TARGETS) + " | " + " | ".join(
+                  f"{v.upper()} held-out" for v in TARGETS) + " |",
+              "|---|---|" + "---|" * (2 * len(TARGETS))]
+        best = min(info["weighting_val"], key=lambda e: e["score"])["name"]
+        for e in info["weighting_val"]:
+            method = info["shipped_method"] if e["name"] == M_CALIBRATED else e["name"]
+            held = {r["view"]: r for r in rows_of(method, "localizers")}
+            L.append(f"| {e['name']}{' **(best)**' if e['name'] == best else ''} | "
+                     f"{e['score']:.3f} | " + " | ".join(
+                         f"{fmt(e[v + '_angle'])} / {fmt(e[v + '_dist'])} ({e[v + '_planned']})"
+                         for v in TARGETS) + " | " + " | ".join(
+                         "—" if v not in held else
+                         f"{fmt(held[v]['angle_median'])} / {fmt(held[v]['dist_median'])} "
+                         f"({held[v]['planned']}/{held[v]['n']})" for v in TARGETS) + " |")
+        L.append("")
     L += ["## UK Biobank demo subject (2CH and 4CH from the SAX stack)", ""]
     if ukbb:
         L += [f"`planessl plan {info['ukbb']} --inputs sax --targets 2ch,4ch` with the final "
@@ -619,7 +705,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
               "and SAX cine slices), the localizer-only one trained longer (`long`) and "
               "on more exams (`more-data`). "
               "Scored like the selection, but planned with `plan`'s defaults (outlier "
-              "rejection, test-time augmentation); medians over the planned targets.", "",
+              "rejection, test-time augmentation, each model's calibrated line weights); "
+              "medians over the planned targets.", "",
               "| final model | steps | score | 2CH planned, angle / dist | 4CH planned, angle / "
               "dist | SAX planned, angle / dist |", "|---|---|---|---|---|---|"]
         for e in info["final_val"]:
@@ -743,9 +830,17 @@ def main() -> int:
                      "steps": trained_steps(run), "max_minutes": args.more_minutes,
                      "max_steps": args.more_steps, "n_extra": args.extra_train,
                      "seed": args.extra_seed}
+    # Line calibration (the fit's weights) of every final model, measured on the validation
+    # splits of the training cache and (when it exists) of the extra cache.
+    cal_sets = [(train_cache, val_ids)]
+    if (work / "extra_cache").is_dir() and args.extra_train > 0:
+        extra_cache = make_cache(work / "extra_cache", args.extra_seed, args.extra_train)
+        cal_sets.append((extra_cache, split_ids(extra_cache.ids, 0.1, 0)[1]))
+    for key, (run, m) in finals.items():
+        calibrate_run(run, m, cal_sets)
     final_val = []
     for key, (run, m) in finals.items():
-        scored = run / "val_score_plan.json"  # planned with plan's defaults
+        scored = run / "val_score_calibrated.json"  # planned with plan's defaults
         if scored.is_file():
             entry = json.loads(scored.read_text())
         else:
@@ -759,6 +854,27 @@ def main() -> int:
         final_val.append(entry)
         log(f"final {key}: validation score {entry['score']:.3f}")
     shipped = min(final_val, key=lambda e: e["score"])["name"]
+    shipped_model = finals[shipped][1]
+
+    # The line weightings of the shipped model, scored on the calibration exams (both
+    # validation splits): the choice of plan's default is made here, not on held-out exams.
+    weighting_val = []
+    for name, how in [(M_CALIBRATED, {}), *WEIGHTINGS.items()]:
+        key = re.sub(r"[^a-z]+", "_", name.split(",", 1)[1].strip().lower()).strip("_")
+        scored = finals[shipped][0] / f"val_weighting_{key}.json"
+        if scored.is_file():
+            entry = json.loads(scored.read_text())
+        else:
+            rows = [r for cache, ids in cal_sets
+                    for r in model_errors(cache, ids, shipped_model, **how)]
+            entry = {"name": name, "n": len({r["study"] for r in rows}), "score": score(rows)}
+            for v in TARGETS:
+                sm = summarise(rows, v)
+                entry[f"{v}_angle"], entry[f"{v}_dist"] = sm["angle_median"], sm["dist_median"]
+                entry[f"{v}_planned"] = f"{sm['planned']}/{sm['n']}"
+            scored.write_text(json.dumps(entry))
+        weighting_val.append(entry)
+        log(f"weighting {name}: validation score {entry['score']:.3f}")
 
     # Held-out evaluation.
     log("evaluating on the held-out exams")
@@ -783,6 +899,8 @@ def main() -> int:
         **({("localizers", M_MORE): model_errors(held_cache, held, finals["more-data"][1],
                                                  lines=collect[M_MORE])}
            if "more-data" in finals else {}),
+        **{("localizers", name): model_errors(held_cache, held, shipped_model, **how)
+           for name, how in WEIGHTINGS.items()},
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
         ("localizers", "oracle"): oracle_errors(held_cache, held),
         ("sax", "model"): model_errors(held_cache, held, model, ["sax"], ("2ch", "3ch", "4ch")),
@@ -830,10 +948,12 @@ def main() -> int:
         "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
                              for n in args.candidates)
         + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
-        "final_val": final_val, "shipped": shipped, "long": long_info, "more": more_info,
+        "final_val": final_val, "shipped": shipped, "weighting_val": weighting_val,
+        "calibration": finals[shipped][1].calibration.to_dict(),
+        "n_cal": sum(len(ids) for _, ids in cal_sets), "long": long_info, "more": more_info,
         "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
         "floor": floor,
-        "before_after": [(m, m) for m in (M_BEFORE, M_LOC, M_LONG, M_MORE)
+        "before_after": [(m, m) for m in (M_BEFORE, *WEIGHTINGS, M_LOC, M_LONG, M_MORE)
                          if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "finetune",
     "predict",
     "plan",
+    "plan_calibrate",
     "evaluate",
     "experiment",
 )

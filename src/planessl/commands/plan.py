@@ -61,6 +61,13 @@ def register(sub) -> None:
     p.add_argument("--no-tta", dest="tta", action="store_false",
                    help="model: predict each input image once (default: average the heatmaps "
                         "of the image turned by 0 and +-10 deg, each also mirrored)")
+    p.add_argument("--line-weights", choices=("auto", "equal", "calibrated"), default="auto",
+                   help="weights of the lines in the plane fit: 1/sigma^2 per (target, input "
+                        "view) from the model's line calibration (`planessl plan-calibrate`; "
+                        "the shipped model has one), `equal`, or `auto` (default: calibrated "
+                        "where the model has a calibration for every input view, else equal)")
+    p.add_argument("--balance-series", action="store_true",
+                   help="each input series counts once in the fit (its lines share its weight)")
     p.add_argument("--min-peak", type=float, default=None, metavar="P",
                    help="model heatmap peak below which an image holds no line (default 0.5)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_PARALLEL_TOLERANCE_DEG,
@@ -101,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                   max_residual_rms_mm=(DEFAULT_MAX_RESIDUAL_RMS_MM if args.max_residual is None
                                    else args.max_residual or None),
                   min_peak=args.min_peak, tolerance_deg=args.tolerance,
-                  tta=args.tta,
+                  tta=args.tta, line_weights=args.line_weights,
+                  balance_series=args.balance_series,
                   min_support=DEFAULT_MIN_SUPPORT if args.min_support is None else args.min_support,
                   outlier_rms_mm=(DEFAULT_OUTLIER_RMS_MM if args.outlier_rms is None
                                   else args.outlier_rms or None))

@@ -94,6 +94,8 @@ class LineModel:
     Attributes:
         channels: view type of each heatmap channel (``task.line_channels``).
         image_size, spacing_mm, clip_percentiles: the input grid of training.
+        calibration: the run's :class:`~planessl.planning.calibration.LineCalibration`
+            (``line_calibration.json``; ``None`` when it has none): the plane fit's weights.
         run: the run folder; ``name``: how reports name the model (default: the folder).
     """
 
@@ -129,6 +131,9 @@ class LineModel:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.weights_path = source
+        from planessl.planning.calibration import LineCalibration
+
+        self.calibration = LineCalibration.load(run)
 
     @classmethod
     def default(cls, device: str = "cpu") -> "LineModel":

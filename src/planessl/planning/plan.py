@@ -4,13 +4,14 @@ Steps: open the study (a cache study, or a DICOM / NIfTI folder read as ``planes
 would); choose the input images (the localizer series, views ``loc_*``, else the views the
 user names: one image per slice, the ED frame where known, else frame 0); get each target
 view's line on every input image, from a line model or (``oracle``) from the acquired target
-plane; lift the lines into 3D and fit each target plane (:mod:`planessl.planning.fit`);
-compare with the acquired plane when the study holds that view (a stack: its middle slice).
+plane; lift the lines into 3D and fit each target plane (:mod:`planessl.planning.fit`), each
+line weighted by how far that model's lines of that kind lie from the truth where the model
+has a calibration (:mod:`planessl.planning.calibration`); compare with the acquired plane when the study holds that view (a stack: its middle slice).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -72,9 +73,10 @@ class TargetResult:
     acquired_plane: Plane | None = None
     angle_deg: float | None = None
     distance_mm: float | None = None
+    weighting: str = "equal"
 
     def to_dict(self) -> dict:
-        out = {"view": self.view, **self.fit.to_dict(),
+        out = {"view": self.view, **self.fit.to_dict(), "line_weights": self.weighting,
                "lines": [r.to_dict() for r in self.lines], "acquired": None}
         acq = self.acquired_plane
         if acq is not None:
@@ -244,6 +246,56 @@ def model_lines(images: Sequence[InputImage], model, min_peak: float | None = No
     return out
 
 
+# ----------------------------------------------------------------------------- weights
+#: ``plan(line_weights=...)``: ``auto`` weighs lines by the model's calibration where it has
+#: one for every input view, else equally; ``equal``; ``calibrated`` (refuse without one).
+LINE_WEIGHTS = ("auto", "equal", "calibrated")
+
+
+def weigh_lines(records: Sequence[LineRecord], target: str, images: Sequence[InputImage],
+                calibration=None, line_weights: str = "auto", balance_series: bool = False
+                ) -> tuple[list[Line3D | None], str]:
+    """The 3D lines of ``records`` with their fit weights, and how they were weighed.
+
+    With a :class:`~planessl.planning.calibration.LineCalibration` (``line_weights`` ``auto``
+    or ``calibrated``), a line on an image of input view ``v`` weighs ``1 / sigma(target, v)^2``
+    (the inverse-variance fit); ``auto`` falls back to equal weights when the calibration
+    lacks a view that gave lines. ``balance_series``: each input series counts once (its lines
+    share its weight), since the lines of one series tend to err together."""
+    if line_weights not in LINE_WEIGHTS:
+        raise PlaneSSLError(f"line weights must be one of {', '.join(LINE_WEIGHTS)}, "
+                            f"got {line_weights!r}")
+    by_name = {img.name: img for img in images}
+    lines = [r.line3d for r in records if r.line3d is not None]
+    weights = [1.0] * len(lines)
+    how = "equal"
+    if line_weights != "equal":
+        if calibration is None:
+            if line_weights == "calibrated":
+                raise PlaneSSLError("line weights `calibrated` need a model with a line "
+                                    "calibration (`planessl plan-calibrate`)")
+        else:
+            views = sorted({by_name[ln.source].view for ln in lines})
+            w = {v: calibration.weight(target, v) for v in views}
+            missing = [v for v, x in w.items() if x is None]
+            if missing and line_weights == "calibrated":
+                raise PlaneSSLError(f"the model's line calibration has no {target} lines on "
+                                    f"{', '.join(missing)} images")
+            if missing:
+                how = f"equal (the calibration has no {target} lines on {', '.join(missing)})"
+            elif views:
+                weights = [w[by_name[ln.source].view] for ln in lines]
+                how = "1/sigma^2 (" + ", ".join(
+                    f"{v} {calibration.sigma_mm[target][v]:.1f} mm" for v in views) + ")"
+    if balance_series and lines:
+        count: dict[str, int] = {}
+        for ln in lines:
+            count[by_name[ln.source].series] = count.get(by_name[ln.source].series, 0) + 1
+        weights = [x / count[by_name[ln.source].series] for x, ln in zip(weights, lines)]
+        how += ", each series once"
+    return [replace(ln, weight=x) for ln, x in zip(lines, weights)], how
+
+
 # ----------------------------------------------------------------------------- planning
 #: a fitted plane must be backed by at least this share of the input series it cuts, a series
 #: backing it when this share of its images that the plane cuts gave a line that was kept
@@ -285,7 +337,8 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
          outlier_rms_mm: float | None = DEFAULT_OUTLIER_RMS_MM,
          tta: bool = True,
          tolerance_deg: float = DEFAULT_PARALLEL_TOLERANCE_DEG,
-         min_support: float = DEFAULT_MIN_SUPPORT) -> PlanResult:
+         min_support: float = DEFAULT_MIN_SUPPORT,
+         line_weights: str = "auto", balance_series: bool = False) -> PlanResult:
     """Propose each target view's plane (see the module).
 
     Args:
@@ -302,6 +355,8 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
         tta: test-time augmentation of the model (see :func:`model_lines`).
         min_support: refuse a plane that too few of the input series it crosses back
             (:func:`support_check`; 0: off).
+        line_weights, balance_series: the lines' weights in the fit (:func:`weigh_lines`;
+            the calibration is the model's ``calibration``; the oracle's lines weigh equally).
     """
     if not oracle and model is None:
         raise PlaneSSLError("give a line model (--model RUN) or --oracle")
@@ -346,7 +401,10 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
             records = oracle_lines(images, acq[1], tolerance_deg)
         else:
             records = predicted[view]
-        fit = fit_plane_robust([r.line3d for r in records], reference=reference,
+        lines, weighting = weigh_lines(
+            records, view, images, None if oracle else getattr(model, "calibration", None),
+            "equal" if oracle else line_weights, balance_series)
+        fit = fit_plane_robust(lines, reference=reference,
                                min_spread_mm=min_spread_mm,
                                max_residual_rms_mm=max_residual_rms_mm,
                                outlier_rms_mm=outlier_rms_mm)
@@ -355,7 +413,7 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
             why = sorted({r.reason for r in records if r.reason})
             if why:
                 fit.reason += " (other images: " + "; ".join(why[:3]) + ")"
-        res = TargetResult(view, fit, records)
+        res = TargetResult(view, fit, records, weighting=weighting)
         if acq is not None:
             res.acquired_series, res.acquired_plane = acq
             if fit.ok:
@@ -396,6 +454,7 @@ def format_result(result: PlanResult) -> str:
                    f"{f.residual_rms_mm:.3f} mm rms, max {f.max_residual_mm:.3f} mm; spread "
                    f"{f.spread_mm:.1f} mm; largest angle between lines "
                    f"{f.max_line_angle_deg:.1f} deg)")
+        out.append(f"  line weights: {t.weighting}")
         out += _dropped_lines(f)
         out.append(f"  ImagePositionPatient    {_vec(f.image_position)}")
         out.append(f"  ImageOrientationPatient {_vec(f.image_orientation)}")
