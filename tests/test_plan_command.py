@@ -229,7 +229,7 @@ def test_the_shipped_model_is_package_data():
         pytest.skip("no pyproject.toml beside the tests")
     listed = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
     pkg = Path(planessl.__file__).resolve().parent
-    for name in ("weights.safetensors", "config.yaml"):
+    for name in ("weights.safetensors", "config.yaml", "line_calibration.json"):
         path = DEFAULT_MODEL_DIR / name
         assert path.is_file(), path
         rel = path.relative_to(pkg).as_posix()
