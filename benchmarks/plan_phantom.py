@@ -17,15 +17,17 @@ Steps:
    on the *validation* split of the training cache (planning from localizers, see
    :func:`score`). The best is trained for ``--minutes`` (the final model, inputs localizers
    and SAX cine slices); unless ``--no-localizer-only``, the same configuration is also
-   trained for ``--minutes`` on localizer inputs only, and the two are compared on the
-   validation split (one model for both uses, or two?). Unless ``--long-minutes 0``, the
-   localizer-only model is also trained longer (``--long-minutes``, at most ``--long-steps``
-   steps, warm-up + cosine learning rate: :data:`LONG`) and compared likewise; the best of the
-   final models on the validation split is the one ``--export`` ships. Unless
-   ``--more-minutes 0``, the same localizer-only recipe is also trained on more exams: the
-   training cache plus ``--extra-train`` exams of ``--extra-seed`` (a third seed; its own
-   10 % validation split is only used by the trainer's curve), compared on the same
-   validation split.
+   trained for ``--minutes`` on localizer inputs only (one model for both uses, or two?).
+   Unless ``--long-minutes 0``, the localizer-only model is also trained longer
+   (``--long-minutes``, at most ``--long-steps`` steps, warm-up + cosine learning rate:
+   :data:`LONG`). Unless ``--more-minutes 0``, the same localizer-only recipe is also trained
+   on more exams: the training cache plus ``--extra-train`` exams of ``--extra-seed`` (a third
+   seed; its own 10 % validation split is held out of training).
+   Each final model is then calibrated (:func:`calibrate_run`: its line errors per target
+   and input view, the weights of ``plan``'s fit) on every validation exam (the training
+   cache's split and the extra cache's split) and scored there with ``plan``'s defaults; the
+   best is shipped. The shipped model's line weightings (:data:`WEIGHTINGS`) are scored on the
+   same exams.
 3. Held-out evaluation with :func:`planessl.planning.plan.plan`: from the localizers (targets
    2CH, 3CH, 4CH, SAX) and from the SAX cine stack (2CH, 3CH, 4CH); the oracle (true lines on
    the same localizers: the upper bound of the lift and fit) and the mean-plane baseline
@@ -33,10 +35,12 @@ Steps:
    test-time augmentation); the rows ``before`` plan with the localizer-only model as before
    those were added (:data:`PLAIN`: plain least squares, one prediction per image), so the
    change shows. Model selection (step 2) scores with :data:`PLAIN` as it always did.
+   Then, unless ``--confirm 0``, the shipped model is measured once on ``--confirm`` fresh
+   exams of ``--confirm-seed`` (the confirmation: no choice has seen them).
 4. The UK Biobank demo subject (``--ukbb``; default ``../shared/data/ukbb_demo/1`` when it
    exists, skipped otherwise): 2CH and 4CH from the SAX stack (``--inputs sax``).
-5. ``--export``: the better final model's (on the validation split) ``weights.safetensors`` and a ``config.yaml`` (the run's,
-   with the local cache paths removed) into ``src/planessl/planning/default_model/``, the
+5. ``--export``: the shipped final model's ``weights.safetensors``, ``line_calibration.json``
+   and ``config.yaml`` (the run's, with the local cache paths removed) into ``src/planessl/planning/default_model/``, the
    model ``planessl plan`` uses without ``--model``.
 
 Writes ``benchmarks/results/plan_phantom/{README.md,plan_phantom.csv,selection.csv}``.
@@ -567,6 +571,25 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
           "brackets the 95 % bootstrap interval of the median over the held-out exams, how "
           "far 30 exams pin it down:", ""]
     L += [f"- {g}." for g in goal] + [""]
+    if info.get("confirm"):
+        c = info["confirm"]
+        L += [f"## Confirmation on {c['n']} fresh exams", "",
+              f"After every choice above was made (model, training, planning defaults), the "
+              f"shipped model (`{info['shipped_method']}`, `plan`'s defaults) and the baseline "
+              f"were measured once on {c['n']} new exams (seed {c['seed']}), none of them used "
+              f"for training, selection or the held-out table. Median [95 % bootstrap "
+              f"interval], p90 and planned count:", "",
+              "| target | method | planned | angle median (deg) | angle p90 | distance median "
+              "(mm) | distance p90 | goal |", "|---|---|---|---|---|---|---|---|"]
+        for r in sorted(c["rows"], key=lambda r: (TARGETS.index(r["view"]), r["method"])):
+            met = r["angle_median"] <= GOAL_ANGLE and r["dist_median"] <= GOAL_DIST
+            L.append(f"| {r['view']} | {r['method']} | {r['planned']}/{r['n']} | "
+                     f"{fmt(r['angle_median'], 2)} [{ci(r['angle_median_ci'])}] | "
+                     f"{fmt(r['angle_p90'])} | {fmt(r['dist_median'], 2)} "
+                     f"[{ci(r['dist_median_ci'])}] | {fmt(r['dist_p90'])} | "
+                     + ("—" if r["view"] not in GOAL_VIEWS or r["method"] != "model" else
+                        "met" if met else "not met") + " |")
+        L.append("")
     if any(failures.values()):
         L += ["Targets not planned (model), with the reason reported by `plan`:", ""]
         for key, reasons in failures.items():
@@ -761,6 +784,11 @@ def main() -> int:
                          "value trains another run, named after it)")
     ap.add_argument("--more-threads", type=int, default=1,
                     help="CPU threads of the `more exams` model's training")
+    ap.add_argument("--confirm", type=int, default=100,
+                    help="fresh exams (seed --confirm-seed) on which the shipped model, planned "
+                         "with plan's defaults, is measured once after every choice is made "
+                         "(0: skip)")
+    ap.add_argument("--confirm-seed", type=int, default=9200)
     ap.add_argument("--export", action="store_true",
                     help="copy the final model into src/planessl/planning/default_model")
     args = ap.parse_args()
@@ -940,6 +968,24 @@ def main() -> int:
         skipped = f"no UK Biobank demo folder ({folder})"
         log(skipped)
 
+    # Confirmation: the shipped model with plan's defaults, and the baseline, on fresh exams
+    # that no choice above has seen (the 30 held-out exams were looked at once per row).
+    confirm = None
+    if args.confirm > 0:
+        conf_cache = make_cache(work / f"confirm_cache_{args.confirm_seed}", args.confirm_seed,
+                                args.confirm)
+        path = work / f"confirm_rows_{finals[shipped][0].name}.json"
+        if path.is_file():
+            rows = json.loads(path.read_text())
+        else:
+            log(f"confirmation on {args.confirm} fresh exams (seed {args.confirm_seed})")
+            rows = {"model": model_errors(conf_cache, conf_cache.ids, shipped_model),
+                    "baseline": baseline_errors(conf_cache, conf_cache.ids, mean_planes)}
+            path.write_text(json.dumps(rows, default=float))
+        confirm = {"n": args.confirm, "seed": args.confirm_seed,
+                   "rows": [{"method": m, "view": v, **summarise(r, v)}
+                            for m, r in rows.items() for v in TARGETS]}
+
     exported = None
     if args.export:
         exported = export(finals[shipped][0]).relative_to(ROOT)
@@ -959,6 +1005,7 @@ def main() -> int:
                              for n in args.candidates)
         + sum(float((run / "train_seconds.txt").read_text()) for run, _ in finals.values()),
         "final_val": final_val, "shipped": shipped, "weighting_val": weighting_val,
+        "confirm": confirm,
         "calibration": finals[shipped][1].calibration.to_dict(),
         "n_cal": sum(len(ids) for _, ids in cal_sets), "long": long_info, "more": more_info,
         "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
