@@ -75,8 +75,9 @@ BASE = ["task.name=lines", "data.input_views=[loc_2ch,loc_4ch,loc_sax,sax]",
 LOC_ONLY = ["data.input_views=[loc_2ch,loc_4ch,loc_sax]"]
 #: The longer-trained localizer-only model (``--long-minutes``): learning-rate schedule.
 LONG = ["optim.schedule=cosine", "optim.warmup_steps=100"]
-#: Planning as before outlier rejection and test-time augmentation (``plan`` keyword args).
-PLAIN = {"outlier_rms_mm": None, "tta": False}
+#: Planning as before outlier rejection, test-time augmentation and line weights (``plan``
+#: keyword args).
+PLAIN = {"outlier_rms_mm": None, "tta": False, "line_weights": "equal"}
 #: Method names of the held-out table's model rows.
 M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
     "model, localizer inputs only, long"
@@ -318,6 +319,22 @@ def calibrate_run(run: Path, model, studies: list[tuple]) -> None:
     model.calibration = LineCalibration.load(run)
 
 
+def scored_entry(path: Path, plan_rows, head) -> dict:
+    """A validation entry, read from ``path`` when it exists, else computed and written:
+    ``head(rows)`` plus the number of studies, :func:`score` and, per target, the median angle
+    / distance and planned count of the rows ``plan_rows()`` returns."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    rows = plan_rows()
+    entry = {**head(rows), "n": len({r["study"] for r in rows}), "score": score(rows)}
+    for v in TARGETS:
+        sm = summarise(rows, v)
+        entry[f"{v}_angle"], entry[f"{v}_dist"] = sm["angle_median"], sm["dist_median"]
+        entry[f"{v}_planned"] = f"{sm['planned']}/{sm['n']}"
+    path.write_text(json.dumps(entry))
+    return entry
+
+
 def summarise(rows: list[dict], view: str) -> dict:
     sel = [r for r in rows if r["view"] == view]
     a = np.array([r["angle"] for r in sel if r["ok"]], dtype=float)
@@ -549,7 +566,10 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
          "below). "
          f"Rows `{M_BEFORE}`: the same localizer-only model planned as before outlier "
          "rejection and test-time augmentation existed (one prediction per image, plain "
-         "least squares over all lines): the numbers this page showed before. Errors: angle between the normals (deg) and distance "
+         "least squares over all lines, equal weights). Rows `shipped model, ...`: the "
+         "shipped model planned with the other line weightings (`shipped model, lines "
+         "weighted equally` is how the previous version of this page planned). Errors: angle "
+         "between the normals (deg) and distance "
          "from the acquired view's centre (SAX: its mid-ventricular slice) to the proposed "
          "plane (mm). Medians and 90th percentiles over the targets that were planned; "
          "`planned` counts them.",
@@ -746,7 +766,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += ["## Shipped model", "",
               f"`--export` copied the **{info['shipped']}** final model (the best on the "
               f"validation exams above; ties keep the first listed) to `{info['exported']}` "
-              f"(weights {info['weight_bytes'] / 1e6:.2f} MB + `config.yaml`): "
+              f"(weights {info['weight_bytes'] / 1e6:.2f} MB, `line_calibration.json` and "
+              f"`config.yaml`): "
               f"`planessl plan STUDY` without `--model` uses it.", ""]
     L += [f"Training time (wall, one thread): {info['train_seconds'] / 60:.1f} min in all "
           f"(selection and final models). Wall time of the invocation that wrote this page: "
@@ -877,18 +898,10 @@ def main() -> int:
         # alone, 16 exams, is too few to choose between close models); its score on that
         # split alone is kept for comparison with the earlier pages.
         scored = run / "val_score_all_calibrated.json"
-        if scored.is_file():
-            entry = json.loads(scored.read_text())
-        else:
-            rows = [r for cache, ids in cal_sets for r in model_errors(cache, ids, m)]
-            entry = {"name": key, "score": score(rows), "steps": trained_steps(run),
-                     "n": len({r["study"] for r in rows}),
-                     "score_split": score([r for r in rows if r["study"] in set(val_ids)])}
-            for v in GOAL_VIEWS:
-                s = summarise(rows, v)
-                entry[f"{v}_angle"], entry[f"{v}_dist"] = s["angle_median"], s["dist_median"]
-                entry[f"{v}_planned"] = f"{s['planned']}/{s['n']}"
-            scored.write_text(json.dumps(entry))
+        entry = scored_entry(
+            scored, lambda m=m: [r for c, ids in cal_sets for r in model_errors(c, ids, m)],
+            lambda rows: {"name": key, "steps": trained_steps(run),
+                          "score_split": score([r for r in rows if r["study"] in set(val_ids)])})
         final_val.append(entry)
         log(f"final {key}: validation score {entry['score']:.3f}")
     shipped = min(final_val, key=lambda e: e["score"])["name"]
@@ -900,17 +913,10 @@ def main() -> int:
     for name, how in [(M_CALIBRATED, {}), *WEIGHTINGS.items()]:
         key = re.sub(r"[^a-z]+", "_", name.split(",", 1)[1].strip().lower()).strip("_")
         scored = finals[shipped][0] / f"val_weighting_{key}.json"
-        if scored.is_file():
-            entry = json.loads(scored.read_text())
-        else:
-            rows = [r for cache, ids in cal_sets
-                    for r in model_errors(cache, ids, shipped_model, **how)]
-            entry = {"name": name, "n": len({r["study"] for r in rows}), "score": score(rows)}
-            for v in TARGETS:
-                sm = summarise(rows, v)
-                entry[f"{v}_angle"], entry[f"{v}_dist"] = sm["angle_median"], sm["dist_median"]
-                entry[f"{v}_planned"] = f"{sm['planned']}/{sm['n']}"
-            scored.write_text(json.dumps(entry))
+        entry = scored_entry(
+            scored, lambda how=how: [r for c, ids in cal_sets
+                                     for r in model_errors(c, ids, shipped_model, **how)],
+            lambda rows, name=name: {"name": name})
         weighting_val.append(entry)
         log(f"weighting {name}: validation score {entry['score']:.3f}")
 
@@ -999,7 +1005,7 @@ def main() -> int:
         "chosen": chosen, "final_minutes": args.minutes,
         "final_steps": trained_steps(final), "select_minutes": args.select_minutes,
         "precision": resolve_precision("auto", "cpu"), "weight_bytes": w.stat().st_size,
-        "n_params": n_params, "ukbb": folder, "ukbb_skipped": skipped,
+        "n_params": n_params, "ukbb": os.path.relpath(folder, ROOT), "ukbb_skipped": skipped,
         "exported": exported, "wall_minutes": (time.time() - t_start) / 60,
         "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
                              for n in args.candidates)
