@@ -82,6 +82,7 @@ PLAIN = {"outlier_rms_mm": None, "tta": False, "line_weights": "equal"}
 M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
     "model, localizer inputs only, long"
 M_MORE = "model, localizer inputs only, more exams"
+M_MORE2 = "model, localizer inputs only, even more exams"
 M_BEFORE = "before: model, localizer inputs only, plain fit"
 #: The shipped model planned with the other line weightings (``plan`` keyword args); the
 #: default, lines weighted by the model's calibration, is the model's own row.
@@ -90,7 +91,7 @@ WEIGHTINGS = {"shipped model, lines weighted equally": {"line_weights": "equal"}
                   {"line_weights": "equal", "balance_series": True},
               "shipped model, calibrated, each series once": {"balance_series": True}}
 M_CALIBRATED = "shipped model, calibrated (plan's default)"
-METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE, *WEIGHTINGS, "baseline", "oracle"]
+METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_BEFORE, *WEIGHTINGS, "baseline", "oracle"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -508,7 +509,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         return f"{fmt(pair[0])}–{fmt(pair[1])}"
 
     goal = []
-    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_BEFORE, *WEIGHTINGS):
+    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_BEFORE, *WEIGHTINGS):
         rows = {r["view"]: r for r in rows_of(method, "localizers")}
         if not rows:
             continue
@@ -556,6 +557,12 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                  f"{info['n_train'] - info['n_val']} training exams plus {mo['n_extra']} more "
                  f"exams of seed {mo['seed']} (caches mixed in proportion to their training "
                  f"studies), {training(mo)}.")
+        if mo.get("even_more"):
+            em = mo["even_more"]
+            L.append(f"- Rows `{M_MORE2}`: the same recipe and limits with another "
+                     f"{em['n_extra2']} exams of seed {em['seed']} (their own 10 % held out "
+                     f"of training like every cache's): {em['minutes']:.1f} min, "
+                     f"{em['steps']} steps.")
     L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
          "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
          "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
@@ -595,19 +602,20 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         c = info["confirm"]
         L += [f"## Confirmation on {c['n']} fresh exams", "",
               f"After every choice above was made (model, training, planning defaults), the "
-              f"shipped model (`{info['shipped_method']}`, `plan`'s defaults) and the baseline "
+              f"shipped model (`{c['shipped']}`, `plan`'s defaults) and the baseline "
               f"were measured once on {c['n']} new exams (seed {c['seed']}), none of them used "
-              f"for training, selection or the held-out table. Median [95 % bootstrap "
-              f"interval], p90 and planned count:", "",
+              f"for training, selection or the held-out table; a model shipped by an earlier "
+              f"run of this command was measured once too and stays listed. Median [95 % "
+              f"bootstrap interval], p90 and planned count:", "",
               "| target | method | planned | angle median (deg) | angle p90 | distance median "
               "(mm) | distance p90 | goal |", "|---|---|---|---|---|---|---|---|"]
-        for r in sorted(c["rows"], key=lambda r: (TARGETS.index(r["view"]), r["method"])):
+        for r in sorted(c["rows"], key=lambda r: TARGETS.index(r["view"])):
             met = r["angle_median"] <= GOAL_ANGLE and r["dist_median"] <= GOAL_DIST
             L.append(f"| {r['view']} | {r['method']} | {r['planned']}/{r['n']} | "
                      f"{fmt(r['angle_median'], 2)} [{ci(r['angle_median_ci'])}] | "
                      f"{fmt(r['angle_p90'])} | {fmt(r['dist_median'], 2)} "
                      f"[{ci(r['dist_median_ci'])}] | {fmt(r['dist_p90'])} | "
-                     + ("—" if r["view"] not in GOAL_VIEWS or r["method"] != "model" else
+                     + ("—" if r["view"] not in GOAL_VIEWS or r["method"] == "baseline" else
                         "met" if met else "not met") + " |")
         L.append("")
     if any(failures.values()):
@@ -804,7 +812,11 @@ def main() -> int:
                     help="its step limit (the cosine learning rate reaches 0 there; another "
                          "value trains another run, named after it)")
     ap.add_argument("--more-threads", type=int, default=1,
-                    help="CPU threads of the `more exams` model's training")
+                    help="CPU threads of the `more exams` models' training")
+    ap.add_argument("--extra2-train", type=int, default=800,
+                    help="exams of a fourth seed for the `even more exams` model, trained like "
+                         "the `more exams` one on all three caches (0: skip)")
+    ap.add_argument("--extra2-seed", type=int, default=1400)
     ap.add_argument("--confirm", type=int, default=100,
                     help="fresh exams (seed --confirm-seed) on which the shipped model, planned "
                          "with plan's defaults, is measured once after every choice is made "
@@ -884,6 +896,15 @@ def main() -> int:
                      "steps": trained_steps(run), "max_minutes": args.more_minutes,
                      "max_steps": args.more_steps, "n_extra": args.extra_train,
                      "seed": args.extra_seed}
+        if args.extra2_train > 0:
+            # The validation exams stay those of the two other caches (each cache's own
+            # split is held out of training), so every final model is scored on the same.
+            extra2 = make_cache(work / "extra2_cache", args.extra2_seed, args.extra2_train)
+            run2 = run.with_name(run.name + f"+{args.extra2_train}")
+            seconds = train(run2, [train_cache, extra_cache, extra2], over, args.more_minutes)
+            finals["more-data-2"] = (run2, LineModel(run2))
+            more_info["even_more"] = {"n_extra2": args.extra2_train, "seed": args.extra2_seed,
+                                      "minutes": seconds / 60, "steps": trained_steps(run2)}
     # Line calibration (the fit's weights) of every final model, measured on the validation
     # splits of the training cache and (when it exists) of the extra cache.
     cal_sets = [(train_cache, val_ids)]
@@ -926,7 +947,7 @@ def main() -> int:
     table, failures = [], {}
     mean_planes = baseline_planes(train_cache, train_ids)
     method_of = {"combined": M_COMBINED, "localizer-only": M_LOC, "long": M_LONG,
-                 "more-data": M_MORE}
+                 "more-data": M_MORE, "more-data-2": M_MORE2}
     diag_lines: list[dict] = []  # the shipped model's lines against the true ones
     collect = {m: (diag_lines if m == method_of[shipped] else None) for m in method_of.values()}
     results = {
@@ -943,6 +964,9 @@ def main() -> int:
         **({("localizers", M_MORE): model_errors(held_cache, held, finals["more-data"][1],
                                                  lines=collect[M_MORE])}
            if "more-data" in finals else {}),
+        **({("localizers", M_MORE2): model_errors(held_cache, held, finals["more-data-2"][1],
+                                                  lines=collect[M_MORE2])}
+           if "more-data-2" in finals else {}),
         **{("localizers", name): model_errors(held_cache, held, shipped_model, **how)
            for name, how in WEIGHTINGS.items()},
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
@@ -988,9 +1012,20 @@ def main() -> int:
             rows = {"model": model_errors(conf_cache, conf_cache.ids, shipped_model),
                     "baseline": baseline_errors(conf_cache, conf_cache.ids, mean_planes)}
             path.write_text(json.dumps(rows, default=float))
-        confirm = {"n": args.confirm, "seed": args.confirm_seed,
-                   "rows": [{"method": m, "view": v, **summarise(r, v)}
-                            for m, r in rows.items() for v in TARGETS]}
+        # Every model confirmed so far (one look each), the shipped one first.
+        runs = {finals[shipped][0].name: rows}
+        for other in sorted(work.glob("confirm_rows_*.json")):
+            name = other.stem[len("confirm_rows_"):]
+            runs.setdefault(name, json.loads(other.read_text()))
+        confirm = {"n": args.confirm, "seed": args.confirm_seed, "shipped": method_of[shipped],
+                   "rows": [{"method": "baseline" if m == "baseline" else
+                             next((method_of[k] for k, (r, _) in finals.items()
+                                   if r.name == name), name)
+                             + (" (shipped)" if name == finals[shipped][0].name else ""),
+                             "view": v, **summarise(r, v)}
+                            for i, (name, by) in enumerate(runs.items())
+                            for m, r in by.items() if m == "model" or i == 0
+                            for v in TARGETS]}
 
     exported = None
     if args.export:
@@ -1016,7 +1051,7 @@ def main() -> int:
         "n_cal": sum(len(ids) for _, ids in cal_sets), "long": long_info, "more": more_info,
         "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
         "floor": floor,
-        "before_after": [(m, m) for m in (M_BEFORE, *WEIGHTINGS, M_LOC, M_LONG, M_MORE)
+        "before_after": [(m, m) for m in (M_BEFORE, *WEIGHTINGS, M_LOC, M_LONG, M_MORE, M_MORE2)
                          if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "
