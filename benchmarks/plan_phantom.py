@@ -83,6 +83,9 @@ M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
     "model, localizer inputs only, long"
 M_MORE = "model, localizer inputs only, more exams"
 M_MORE2 = "model, localizer inputs only, even more exams"
+M_WIDE = "model, localizer inputs only, more exams, wider"
+#: The wider network of ``M_WIDE`` (a candidate configuration; weights <= 5 MB).
+WIDE = "f12-128px"
 M_BEFORE = "before: model, localizer inputs only, plain fit"
 #: The shipped model planned with the other line weightings (``plan`` keyword args); the
 #: default, lines weighted by the model's calibration, is the model's own row.
@@ -91,7 +94,7 @@ WEIGHTINGS = {"shipped model, lines weighted equally": {"line_weights": "equal"}
                   {"line_weights": "equal", "balance_series": True},
               "shipped model, calibrated, each series once": {"balance_series": True}}
 M_CALIBRATED = "shipped model, calibrated (plan's default)"
-METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_BEFORE, *WEIGHTINGS, "baseline", "oracle"]
+METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_WIDE, M_BEFORE, *WEIGHTINGS, "baseline", "oracle"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -509,7 +512,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         return f"{fmt(pair[0])}–{fmt(pair[1])}"
 
     goal = []
-    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_BEFORE, *WEIGHTINGS):
+    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_WIDE, M_BEFORE, *WEIGHTINGS):
         rows = {r["view"]: r for r in rows_of(method, "localizers")}
         if not rows:
             continue
@@ -563,6 +566,10 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                      f"{em['n_extra2']} exams of seed {em['seed']} (their own 10 % held out "
                      f"of training like every cache's): {em['minutes']:.1f} min, "
                      f"{em['steps']} steps.")
+        if mo.get("wide"):
+            wd = mo["wide"]
+            L.append(f"- Rows `{M_WIDE}`: the data and schedule of `more exams` with the wider "
+                     f"{WIDE} network, {training(wd)}; weights {wd['weights_mb']:.2f} MB.")
     L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
          "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
          "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
@@ -774,7 +781,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += ["## Shipped model", "",
               f"`--export` copied the **{info['shipped']}** final model (the best on the "
               f"validation exams above; ties keep the first listed) to `{info['exported']}` "
-              f"(weights {info['weight_bytes'] / 1e6:.2f} MB, `line_calibration.json` and "
+              f"(weights {info['shipped_weight_bytes'] / 1e6:.2f} MB, `line_calibration.json` and "
               f"`config.yaml`): "
               f"`planessl plan STUDY` without `--model` uses it.", ""]
     L += [f"Training time (wall, one thread): {info['train_seconds'] / 60:.1f} min in all "
@@ -817,6 +824,11 @@ def main() -> int:
                     help="exams of a fourth seed for the `even more exams` model, trained like "
                          "the `more exams` one on all three caches (0: skip)")
     ap.add_argument("--extra2-seed", type=int, default=1400)
+    ap.add_argument("--wide-minutes", type=float, default=40.0,
+                    help=f"training time of the `wider` model: the `more exams` recipe and "
+                         f"data with the {WIDE} network (0: skip)")
+    ap.add_argument("--wide-threads", type=int, default=2,
+                    help="CPU threads of the `wider` model's training")
     ap.add_argument("--confirm", type=int, default=100,
                     help="fresh exams (seed --confirm-seed) on which the shipped model, planned "
                          "with plan's defaults, is measured once after every choice is made "
@@ -905,6 +917,18 @@ def main() -> int:
             finals["more-data-2"] = (run2, LineModel(run2))
             more_info["even_more"] = {"n_extra2": args.extra2_train, "seed": args.extra2_seed,
                                       "minutes": seconds / 60, "steps": trained_steps(run2)}
+        if args.wide_minutes > 0 and WIDE != chosen:
+            run_w = work / f"final_{WIDE}_loconly_more{args.extra_train}"
+            over_w = (CANDIDATES[WIDE] + LOC_ONLY + LONG
+                      + [f"trainer.max_steps={args.more_steps}",
+                         f"trainer.threads={args.wide_threads}"])
+            seconds = train(run_w, [train_cache, extra_cache], over_w, args.wide_minutes)
+            finals["more-data-wide"] = (run_w, LineModel(run_w))
+            more_info["wide"] = {"overrides": over_w, "minutes": seconds / 60,
+                                 "steps": trained_steps(run_w), "max_minutes": args.wide_minutes,
+                                 "max_steps": args.more_steps,
+                                 "weights_mb": (run_w / "weights.safetensors").stat().st_size
+                                 / 1e6}
     # Line calibration (the fit's weights) of every final model, measured on the validation
     # splits of the training cache and (when it exists) of the extra cache.
     cal_sets = [(train_cache, val_ids)]
@@ -947,7 +971,7 @@ def main() -> int:
     table, failures = [], {}
     mean_planes = baseline_planes(train_cache, train_ids)
     method_of = {"combined": M_COMBINED, "localizer-only": M_LOC, "long": M_LONG,
-                 "more-data": M_MORE, "more-data-2": M_MORE2}
+                 "more-data": M_MORE, "more-data-2": M_MORE2, "more-data-wide": M_WIDE}
     diag_lines: list[dict] = []  # the shipped model's lines against the true ones
     collect = {m: (diag_lines if m == method_of[shipped] else None) for m in method_of.values()}
     results = {
@@ -967,6 +991,9 @@ def main() -> int:
         **({("localizers", M_MORE2): model_errors(held_cache, held, finals["more-data-2"][1],
                                                   lines=collect[M_MORE2])}
            if "more-data-2" in finals else {}),
+        **({("localizers", M_WIDE): model_errors(held_cache, held, finals["more-data-wide"][1],
+                                                 lines=collect[M_WIDE])}
+           if "more-data-wide" in finals else {}),
         **{("localizers", name): model_errors(held_cache, held, shipped_model, **how)
            for name, how in WEIGHTINGS.items()},
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
@@ -1040,6 +1067,7 @@ def main() -> int:
         "chosen": chosen, "final_minutes": args.minutes,
         "final_steps": trained_steps(final), "select_minutes": args.select_minutes,
         "precision": resolve_precision("auto", "cpu"), "weight_bytes": w.stat().st_size,
+        "shipped_weight_bytes": (finals[shipped][0] / "weights.safetensors").stat().st_size,
         "n_params": n_params, "ukbb": os.path.relpath(folder, ROOT), "ukbb_skipped": skipped,
         "exported": exported, "wall_minutes": (time.time() - t_start) / 60,
         "train_seconds": sum(float((work / f"select_{n}" / "train_seconds.txt").read_text())
@@ -1051,7 +1079,8 @@ def main() -> int:
         "n_cal": sum(len(ids) for _, ids in cal_sets), "long": long_info, "more": more_info,
         "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
         "floor": floor,
-        "before_after": [(m, m) for m in (M_BEFORE, *WEIGHTINGS, M_LOC, M_LONG, M_MORE, M_MORE2)
+        "before_after": [(m, m) for m in (M_BEFORE, *WEIGHTINGS, M_LOC, M_LONG, M_MORE, M_MORE2,
+                                          M_WIDE)
                          if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "
