@@ -6,14 +6,15 @@ user names: one image per slice, the ED frame where known, else frame 0); get ea
 view's line on every input image, from a line model or (``oracle``) from the acquired target
 plane; lift the lines into 3D and fit each target plane (:mod:`planessl.planning.fit`), each
 line weighted by how far that model's lines of that kind lie from the truth where the model
-has a calibration (:mod:`planessl.planning.calibration`); compare with the acquired plane when the study holds that view (a stack: its middle slice).
+has a calibration (:mod:`planessl.planning.calibration`); compare with the acquired plane
+when the study holds that view (a stack: its middle slice).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from planessl.planning.fit import (DEFAULT_MAX_RESIDUAL_RMS_MM, DEFAULT_MIN_SPRE
                                    DEFAULT_OUTLIER_RMS_MM, Line3D, PlaneFit, fit_plane_robust,
                                    lift_line, line_in_pixels, plane_errors)
 from planessl.study import Series, Study, mid_slice_index
+
+if TYPE_CHECKING:
+    from planessl.planning.calibration import LineCalibration
 
 #: View types of localizer series (written by the phantom's localizers).
 LOCALIZER_PREFIX = "loc_"
@@ -253,8 +257,8 @@ LINE_WEIGHTS = ("auto", "equal", "calibrated")
 
 
 def weigh_lines(records: Sequence[LineRecord], target: str, images: Sequence[InputImage],
-                calibration=None, line_weights: str = "auto", balance_series: bool = False
-                ) -> tuple[list[Line3D | None], str]:
+                calibration: LineCalibration | None = None, line_weights: str = "auto",
+                balance_series: bool = False) -> tuple[list[Line3D], str]:
     """The 3D lines of ``records`` with their fit weights, and how they were weighed.
 
     With a :class:`~planessl.planning.calibration.LineCalibration` (``line_weights`` ``auto``
