@@ -760,8 +760,9 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         L += ["## One model or two (validation split, planning from localizers)", "",
               "The same configuration trained for the same time with inputs the localizers "
               "only (`" + " ".join(LOC_ONLY) + "`), against the combined model (localizers "
-              "and SAX cine slices), the localizer-only one trained longer (`long`) and "
-              "on more exams (`more-data`). "
+              "and SAX cine slices), the localizer-only one trained longer (`long`), "
+              "on more exams (`more-data`), on more exams still (`more-data-2`) and the "
+              "wider network on the exams of `more-data` (`more-data-wide`). "
               "Scored like the selection, but planned with `plan`'s defaults (outlier "
               "rejection, test-time augmentation, each model's calibrated line weights) on "
               f"all {info['n_cal']} validation exams (the training exams' split and the "
