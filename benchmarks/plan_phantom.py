@@ -785,7 +785,7 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
               f"(weights {info['shipped_weight_bytes'] / 1e6:.2f} MB, `line_calibration.json` and "
               f"`config.yaml`): "
               f"`planessl plan STUDY` without `--model` uses it.", ""]
-    L += [f"Training time (wall, one thread): {info['train_seconds'] / 60:.1f} min in all "
+    L += [f"Training time (wall; one thread unless stated above): {info['train_seconds'] / 60:.1f} min in all "
           f"(selection and final models). Wall time of the invocation that wrote this page: "
           f"{info['wall_minutes']:.1f} min (finished steps are reused).", ""]
     (RESULTS / "README.md").write_text("\n".join(L))
