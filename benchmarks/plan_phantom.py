@@ -83,9 +83,14 @@ M_COMBINED, M_LOC, M_LONG = "model", "model, localizer inputs only", \
     "model, localizer inputs only, long"
 M_MORE = "model, localizer inputs only, more exams"
 M_MORE2 = "model, localizer inputs only, even more exams"
-M_WIDE = "model, localizer inputs only, more exams, wider"
-#: The wider network of ``M_WIDE`` (a candidate configuration; weights <= 5 MB).
-WIDE = "f12-128px"
+#: Other networks trained on the data and schedule of ``more exams``: final-model key ->
+#: (configuration in :data:`CANDIDATES`, held-out method name, what differs). Weights <= 5 MB.
+NET_VARIANTS = {
+    "more-data-wide": ("f12-128px", "model, localizer inputs only, more exams, wider",
+                       "the wider network"),
+    "more-data-fine": ("f8-176px", "model, localizer inputs only, more exams, finer grid",
+                       "a finer grid (1.5 mm pixels, 176 px)"),
+}
 M_BEFORE = "before: model, localizer inputs only, plain fit"
 #: The shipped model planned with the other line weightings (``plan`` keyword args); the
 #: default, lines weighted by the model's calibration, is the model's own row.
@@ -94,7 +99,8 @@ WEIGHTINGS = {"shipped model, lines weighted equally": {"line_weights": "equal"}
                   {"line_weights": "equal", "balance_series": True},
               "shipped model, calibrated, each series once": {"balance_series": True}}
 M_CALIBRATED = "shipped model, calibrated (plan's default)"
-METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_WIDE, M_BEFORE, *WEIGHTINGS, "baseline", "oracle"]
+METHODS = [M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2,
+           *(m for _, m, _ in NET_VARIANTS.values()), M_BEFORE, *WEIGHTINGS, "baseline", "oracle"]
 #: Candidate configurations (name -> overrides on top of BASE); all <= 5 MB of weights.
 CANDIDATES = {
     "f8-128px": ["model.features=[8,16,32,64,128]", "data.image_size=128",
@@ -103,6 +109,8 @@ CANDIDATES = {
                 "data.spacing_mm=2.67", "data.batch_size=16"],
     "f12-128px": ["model.features=[12,24,48,96,192]", "data.image_size=128",
                   "data.spacing_mm=2.0", "data.batch_size=16"],
+    "f8-176px": ["model.features=[8,16,32,64,128]", "data.image_size=176",
+                 "data.spacing_mm=1.5", "data.batch_size=16"],
 }
 
 
@@ -512,7 +520,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
         return f"{fmt(pair[0])}–{fmt(pair[1])}"
 
     goal = []
-    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2, M_WIDE, M_BEFORE, *WEIGHTINGS):
+    for method in (M_COMBINED, M_LOC, M_LONG, M_MORE, M_MORE2,
+                   *(m for _, m, _ in NET_VARIANTS.values()), M_BEFORE, *WEIGHTINGS):
         rows = {r["view"]: r for r in rows_of(method, "localizers")}
         if not rows:
             continue
@@ -566,10 +575,10 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
                      f"{em['n_extra2']} exams of seed {em['seed']} (their own 10 % held out "
                      f"of training like every cache's): {em['minutes']:.1f} min, "
                      f"{em['steps']} steps.")
-        if mo.get("wide"):
-            wd = mo["wide"]
-            L.append(f"- Rows `{M_WIDE}`: the data and schedule of `more exams` with the wider "
-                     f"{WIDE} network, {training(wd)}; weights {wd['weights_mb']:.2f} MB.")
+        for key, vd in mo.get("variants", {}).items():
+            config, method, what = NET_VARIANTS[key]
+            L.append(f"- Rows `{method}`: the data and schedule of `more exams` with {what} "
+                     f"({config}), {training(vd)}; weights {vd['weights_mb']:.2f} MB.")
     L += ["- Planning: `planessl.planning.plan.plan` with its defaults (heatmaps averaged "
          "over the image turned by 0 and +-10 deg and mirrored; lines from heatmap "
          "ridges with peak >= 0.5; least-squares plane over the lines' FOV segments, outlier "
@@ -762,7 +771,8 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
               "only (`" + " ".join(LOC_ONLY) + "`), against the combined model (localizers "
               "and SAX cine slices), the localizer-only one trained longer (`long`), "
               "on more exams (`more-data`), on more exams still (`more-data-2`) and the "
-              "wider network on the exams of `more-data` (`more-data-wide`). "
+              "other networks on the exams and schedule of `more-data` (`more-data-wide`: "
+              "wider, `more-data-fine`: a finer grid). "
               "Scored like the selection, but planned with `plan`'s defaults (outlier "
               "rejection, test-time augmentation, each model's calibrated line weights) on "
               f"all {info['n_cal']} validation exams (the training exams' split and the "
@@ -825,11 +835,13 @@ def main() -> int:
                     help="exams of a fourth seed for the `even more exams` model, trained like "
                          "the `more exams` one on all three caches (0: skip)")
     ap.add_argument("--extra2-seed", type=int, default=1400)
-    ap.add_argument("--wide-minutes", type=float, default=40.0,
-                    help=f"training time of the `wider` model: the `more exams` recipe and "
-                         f"data with the {WIDE} network (0: skip)")
-    ap.add_argument("--wide-threads", type=int, default=2,
-                    help="CPU threads of the `wider` model's training")
+    ap.add_argument("--variants", nargs="*", default=list(NET_VARIANTS),
+                    choices=list(NET_VARIANTS),
+                    help="other networks trained on the `more exams` data and schedule")
+    ap.add_argument("--variant-minutes", type=float, default=40.0,
+                    help="training time limit of each of them")
+    ap.add_argument("--variant-threads", type=int, default=2,
+                    help="CPU threads of their training")
     ap.add_argument("--confirm", type=int, default=100,
                     help="fresh exams (seed --confirm-seed) on which the shipped model, planned "
                          "with plan's defaults, is measured once after every choice is made "
@@ -918,18 +930,19 @@ def main() -> int:
             finals["more-data-2"] = (run2, LineModel(run2))
             more_info["even_more"] = {"n_extra2": args.extra2_train, "seed": args.extra2_seed,
                                       "minutes": seconds / 60, "steps": trained_steps(run2)}
-        if args.wide_minutes > 0 and WIDE != chosen:
-            run_w = work / f"final_{WIDE}_loconly_more{args.extra_train}"
-            over_w = (CANDIDATES[WIDE] + LOC_ONLY + LONG
+        more_info["variants"] = {}
+        for key in args.variants:
+            config = NET_VARIANTS[key][0]
+            run_v = work / f"final_{config}_loconly_more{args.extra_train}"
+            over_v = (CANDIDATES[config] + LOC_ONLY + LONG
                       + [f"trainer.max_steps={args.more_steps}",
-                         f"trainer.threads={args.wide_threads}"])
-            seconds = train(run_w, [train_cache, extra_cache], over_w, args.wide_minutes)
-            finals["more-data-wide"] = (run_w, LineModel(run_w))
-            more_info["wide"] = {"overrides": over_w, "minutes": seconds / 60,
-                                 "steps": trained_steps(run_w), "max_minutes": args.wide_minutes,
-                                 "max_steps": args.more_steps,
-                                 "weights_mb": (run_w / "weights.safetensors").stat().st_size
-                                 / 1e6}
+                         f"trainer.threads={args.variant_threads}"])
+            seconds = train(run_v, [train_cache, extra_cache], over_v, args.variant_minutes)
+            finals[key] = (run_v, LineModel(run_v))
+            more_info["variants"][key] = {
+                "overrides": over_v, "minutes": seconds / 60, "steps": trained_steps(run_v),
+                "max_minutes": args.variant_minutes, "max_steps": args.more_steps,
+                "weights_mb": (run_v / "weights.safetensors").stat().st_size / 1e6}
     # Line calibration (the fit's weights) of every final model, measured on the validation
     # splits of the training cache and (when it exists) of the extra cache.
     cal_sets = [(train_cache, val_ids)]
@@ -972,7 +985,8 @@ def main() -> int:
     table, failures = [], {}
     mean_planes = baseline_planes(train_cache, train_ids)
     method_of = {"combined": M_COMBINED, "localizer-only": M_LOC, "long": M_LONG,
-                 "more-data": M_MORE, "more-data-2": M_MORE2, "more-data-wide": M_WIDE}
+                 "more-data": M_MORE, "more-data-2": M_MORE2,
+                 **{k: m for k, (_, m, _) in NET_VARIANTS.items()}}
     diag_lines: list[dict] = []  # the shipped model's lines against the true ones
     collect = {m: (diag_lines if m == method_of[shipped] else None) for m in method_of.values()}
     results = {
@@ -992,9 +1006,9 @@ def main() -> int:
         **({("localizers", M_MORE2): model_errors(held_cache, held, finals["more-data-2"][1],
                                                   lines=collect[M_MORE2])}
            if "more-data-2" in finals else {}),
-        **({("localizers", M_WIDE): model_errors(held_cache, held, finals["more-data-wide"][1],
-                                                 lines=collect[M_WIDE])}
-           if "more-data-wide" in finals else {}),
+        **{("localizers", method_of[k]): model_errors(held_cache, held, finals[k][1],
+                                                      lines=collect[method_of[k]])
+           for k in NET_VARIANTS if k in finals},
         **{("localizers", name): model_errors(held_cache, held, shipped_model, **how)
            for name, how in WEIGHTINGS.items()},
         ("localizers", "baseline"): baseline_errors(held_cache, held, mean_planes),
@@ -1081,7 +1095,7 @@ def main() -> int:
         "shipped_method": method_of[shipped], "line_summary": line_summary(diag_lines),
         "floor": floor,
         "before_after": [(m, m) for m in (M_BEFORE, *WEIGHTINGS, M_LOC, M_LONG, M_MORE, M_MORE2,
-                                          M_WIDE)
+                                          *(m for _, m, _ in NET_VARIANTS.values()))
                          if ("localizers", m) in results],
         "baseline_doc": " ".join(baseline_planes.__doc__.split())
         + " The frame (`localizer_frame`): z = the normal of the SAX localizer's middle slice "

@@ -178,7 +178,13 @@ def test_plan_calibrate_command_and_plan_use_the_calibration(tmp_path, capsys):
     for name in ("weights.safetensors", "config.yaml"):
         shutil.copyfile(DEFAULT_MODEL_DIR / name, model / name)
     cache = write_cache(tmp_path / "cache", [make_study(41, k, localizers=True) for k in range(5)])
+    sid = cache.ids[0]
+    plan_json = ["plan", str(cache.path), "--study", sid, "--model", str(model), "--json"]
     capsys.readouterr()
+    assert main(plan_json) == 0  # before calibration: equal weights, and a hint how to calibrate
+    out = capsys.readouterr()
+    assert "no line calibration" in out.err and "plan-calibrate" in out.err
+    assert all(t["line_weights"] == "equal" for t in json.loads(out.out)["targets"].values())
     assert main(["plan-calibrate", str(cache.path), str(tmp_path / "missing"),
                  "--model", str(model)]) == 0
     out = capsys.readouterr()
@@ -189,8 +195,6 @@ def test_plan_calibrate_command_and_plan_use_the_calibration(tmp_path, capsys):
         s > 0 for by in cal.sigma_mm.values() for s in by.values())
     for t, by in cal.sigma_mm.items():  # measured where enough lines were predicted
         assert all(cal.n_lines[t][v] >= MIN_LINES for v in by)
-    sid = cache.ids[0]
-    plan_json = ["plan", str(cache.path), "--study", sid, "--model", str(model), "--json"]
     assert main(plan_json) == 0
     weighted = json.loads(capsys.readouterr().out)["targets"]
     assert any(t["line_weights"].startswith("1/sigma^2") for t in weighted.values())

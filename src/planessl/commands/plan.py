@@ -96,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.model:
             model = LineModel(args.model, device=args.device)
+            if model.calibration is None and args.line_weights == "auto":
+                print(f"{args.model}: no line calibration, so the lines weigh equally; "
+                      f"`planessl plan-calibrate --model {args.model} VALIDATION_STUDIES` "
+                      f"measures one", file=sys.stderr)
         else:
             model = LineModel.default(device=args.device)
             print(f"no --model: using {DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_DIR}); "
