@@ -540,7 +540,9 @@ def write_report(info: dict, table: list[dict], selection: list[dict], ukbb: lis
          "",
          f"- Data: phantom exams (`make_study(seed, index, \"small\", localizers=True)`): "
          f"{info['n_train']} exams of seed {info['train_seed']} for training (of which "
-         f"{info['n_val']} are the validation split used for model selection), and "
+         f"{info['n_val']} are the validation split that chose the configuration; with the "
+         f"extra exams' split, {info['n_cal']} validation exams choose the shipped model and "
+         f"its line weights), and "
          f"{info['n_heldout']} held-out exams of seed {info['heldout_seed']}, never used in "
          f"training or selection.",
          f"- Model: `planessl pretrain` task `lines`, `{' '.join(BASE[:4])}`: one model with "
