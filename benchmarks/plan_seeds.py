@@ -54,7 +54,7 @@ def main() -> int:
     extra_cache = pp.make_cache(work / "extra_cache", 1300, 800)
     held_cache = pp.make_cache(work / "heldout_cache", 9100, 30)
     over = (pp.CANDIDATES[CONFIG] + pp.LOC_ONLY + pp.LONG + ["trainer.max_steps=2200"])
-    rows, per_exam = [], {}
+    rows = []
     for seed in args.seeds:
         run = run_folder(work, seed, 800)
         pp.train(run, [train_cache, extra_cache], over + ([f"seed={seed}"] if seed else []),

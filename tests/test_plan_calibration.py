@@ -186,9 +186,10 @@ def test_plan_calibrate_command_and_plan_use_the_calibration(tmp_path, capsys):
     assert "no line calibration" in out.err and "plan-calibrate" in out.err
     assert all(t["line_weights"] == "equal" for t in json.loads(out.out)["targets"].values())
     assert main(["plan-calibrate", str(cache.path), str(tmp_path / "missing"),
-                 "--model", str(model)]) == 0
+                 "--model", str(model), "--ids", *cache.ids, "nosuch"]) == 0
     out = capsys.readouterr()
     assert "skipped" in out.err and "missing" in out.err  # the bad input is named, the rest go on
+    assert "--ids nosuch: in none of the given caches" in out.err
     assert "line calibration of" in out.out and "loc_sax" in out.out
     cal = LineCalibration.load(model)
     assert cal.studies == 5 and cal.sigma_mm and all(

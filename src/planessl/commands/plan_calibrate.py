@@ -45,12 +45,16 @@ def run(args: argparse.Namespace) -> int:
 
     model = LineModel(args.model)
 
+    unseen = set(args.ids or ())
+
     def studies():
         for path in args.studies:
             p = Path(path)
             if p.is_dir() and (p / MANIFEST).is_file():
                 cache = Cache(p)
-                ids = cache.ids if args.ids is None else [i for i in args.ids if i in set(cache.ids)]
+                have = set(cache.ids)
+                ids = cache.ids if args.ids is None else [i for i in args.ids if i in have]
+                unseen.difference_update(ids)
                 for sid in ids:
                     yield lambda c=cache, s=sid: (c.load(s), f"cache {p}, study {s}")
             else:
@@ -66,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"planessl: skipped: {exc}", file=sys.stderr)
 
     cal = calibrate(results(), source=", ".join(args.studies))
+    if unseen:
+        print(f"planessl: --ids {', '.join(sorted(unseen))}: in none of the given caches",
+              file=sys.stderr)
     path = cal.save(Path(args.out) if args.out else model.run)
     if args.json:
         print(json.dumps(cal.to_dict(), indent=2))
