@@ -1,48 +1,46 @@
 """Few-label segmentation on real ACDC data: scratch against plane-geometry pretraining.
 
-Protocol (planessl.evaluation.protocol, split seed 0): test = ACDC patients 085-100 (16,
-fixed, looked at once per configuration); validation = 5 fixed patients from 001-064
-(checkpoint choice); labelled pool = 20 patients from 001-064; N in {1, 2, 5, 10} drawn from
-the pool per seed (nested); the other 39 patients of 001-064 are the unlabelled pretraining
-pool. Every arm fine-tunes with the same recipe and budget (configs/acdc_finetune.yaml, chosen
-on the validation patients with benchmarks/acdc_tune.py) and pretrains with
-configs/acdc_pretrain.yaml:
+Protocol (``--protocol stratified``, the default; ``benchmarks/acdc_protocol.py``): test = 4
+patients of each ACDC diagnostic group, 007-010 (DCM), 027-030 (HCM), 047-050 (MINF), 061-064
+(NOR), 087-090 (ARV): 20 patients, 40 volumes (ED, ES), looked at once per configuration;
+validation = 5 fixed patients across groups (checkpoint choice only); labelled pool = 5
+patients of each of DCM, HCM, MINF and ARV (20), from which N in {1, 3, 7} are drawn per seed
+(nested); the other 35 patients are the unlabelled pretraining pool. ``--protocol earlier``
+is the ARV-only split of the earlier tables (test 085-100). Every arm fine-tunes with the same
+recipe, augmentation and budget (configs/acdc_finetune.yaml, chosen on the validation
+patients with benchmarks/acdc_tune.py) and pretrains with configs/acdc_pretrain.yaml for
+``--pretrain-steps`` steps (4,500: the budget the ablations found best):
 
 - ``scratch``: no pretraining;
-- ``slices-acdc``: relative slice location on the 39 unlabelled ACDC patients (real data);
-- ``slices-genesis-acdc`` / ``multitask-genesis-mixed``: ``slices-acdc`` / ``multitask-mixed``
-  plus the Models Genesis restoration term (``task.restore_weight=1``), which pretrains the
-  decoder as well;
+- ``genesis-acdc``: Models Genesis restoration on the unlabelled ACDC patients;
+- ``slices-genesis-acdc``: relative slice location + the restoration term
+  (``task.restore_weight=1``, which pretrains the decoder too) on the unlabelled ACDC patients;
 - ``multitask-phantom``: lines (2CH, 4CH) + slice location on phantom studies only (sim→real);
-- ``multitask-mixed``: both sources in one run, half of the samples each: lines from the
-  phantoms, slice location from both;
-- the competing self-supervised methods, with the same pretraining recipe and budget (same
-  steps, batch of 8 source images; the contrastive methods see two views of each):
-  ``simclr-acdc``, ``gcl-acdc`` (Chaitanya et al.'s partition loss, 4 partitions),
-  ``pcl-acdc`` (Zeng et al.'s positional loss, threshold 0.1), ``rotation-acdc`` and
-  ``genesis-acdc`` on the 39 unlabelled ACDC patients, and ``anatomy-phantom`` (Bai et al.'s
-  anatomical positions from the 2CH/4CH planes) on the phantoms, which alone have the
-  long-axis views. Their settings are the published defaults (temperature 0.1), not tuned.
+- ``multitask-genesis-mixed``: lines + slice location + restoration on the ACDC pool and the
+  phantoms, half of the samples each (lines from the phantoms' long-axis views, slice location
+  from both);
+- more arms of the earlier tables (``--methods``): ``slices-acdc``, ``multitask-mixed`` and the
+  competing methods ``simclr-acdc``, ``gcl-acdc``, ``pcl-acdc``, ``rotation-acdc``,
+  ``anatomy-phantom`` (published defaults, untuned).
 
 One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
 largest connected component of each structure; the metric is Dice per structure on the 3D SAX
-stack at ED and ES, averaged.
+stack at ED and ES, averaged. The data has no pixel spacing; it is ingested with an assumed
+1.5 mm (typical of ACDC) so that the phantom and ACDC share one millimetre grid (2.4 mm
+pixels, 96 x 96).
 
-The data has no pixel spacing; it is ingested with an assumed 1.5 mm (typical of ACDC) so that
-the phantom and ACDC share one millimetre grid (2.4 mm pixels, 96 x 96).
+Usage (J cells at once, each in its own process with its share of the cores; resumable; the
+report is rewritten from the rows finished so far)::
 
-Usage (two processes on a 2-core machine, then the merge)::
-
-    python benchmarks/acdc_fewlabel.py --methods scratch slices-acdc --work /tmp/acdc_bench/a
-    python benchmarks/acdc_fewlabel.py --methods multitask-phantom multitask-mixed --work /tmp/acdc_bench/b
-    python benchmarks/acdc_fewlabel.py --merge /tmp/acdc_bench/a /tmp/acdc_bench/b --work /tmp/acdc_bench/all
+    python benchmarks/acdc_fewlabel.py --jobs 2 --work /tmp/acdc_bench/strat
+    python benchmarks/acdc_fewlabel.py --report --work /tmp/acdc_bench/strat   # report only
 
 An ablation changes one setting of every cell, in its own work folder, e.g. fine-tuning the
 transferred encoder only, with the pretraining runs of the main experiment::
 
-    python benchmarks/acdc_fewlabel.py --methods scratch multitask-mixed --labelled 1 2 \
+    python benchmarks/acdc_fewlabel.py --methods scratch multitask-mixed --labelled 1 3 \
         --work /tmp/acdc_bench/abl-encoder --finetune-extra finetune.transfer=encoder \
-        --reuse-pretrain /tmp/acdc_bench/all/experiment
+        --reuse-pretrain /tmp/acdc_bench/strat/experiment
 """
 
 from __future__ import annotations
@@ -56,9 +54,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from acdc_protocol import GROUPS, group_of_id  # noqa: E402
 from acdc_tune import DEFAULT_DATA, acdc_cache, protocol_overrides  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/acdc_fewlabel"
+EARLIER_RESULTS = RESULTS / "earlier_protocol"
 GEOMETRY_ARMS = ("slices-acdc", "multitask-phantom", "multitask-mixed")
 # The competing methods (issue "competing pretraining methods"): those that apply to SAX-only
 # data pretrain on the ACDC pool like slices-acdc; anatomical positions need the long-axis
@@ -70,6 +70,12 @@ COMPETING_ARMS = ("simclr-acdc", "gcl-acdc", "pcl-acdc", "rotation-acdc", "genes
 # decoder is pretrained too.
 RESTORE_ARMS = ("slices-genesis-acdc", "multitask-genesis-mixed")
 METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS, *RESTORE_ARMS)
+# The stratified protocol's arms (the protocol issue), in the order of the tables.
+MAIN_ARMS = ("scratch", "genesis-acdc", "slices-genesis-acdc", "multitask-phantom",
+             "multitask-genesis-mixed")
+# Differences are reported to scratch and to Models Genesis alone (does geometry add to
+# restoration?).
+REFERENCES = ("scratch", "genesis-acdc")
 
 
 def phantom_cache(work: Path, n: int, seed: int = 1) -> Path:
@@ -83,9 +89,27 @@ def phantom_cache(work: Path, n: int, seed: int = 1) -> Path:
     return cache
 
 
+def arms(phantom: Path) -> dict:
+    """Every named pretraining recipe of the ACDC benchmarks."""
+    from planessl.experiment import ArmConfig
+
+    return {"slices-acdc": ArmConfig(task="slices", data=[], pool=True),
+            **{f"{t}-acdc": ArmConfig(task=t, data=[], pool=True)
+               for t in ("simclr", "gcl", "pcl", "rotation", "genesis")},
+            "anatomy-phantom": ArmConfig(task="anatomy", data=[str(phantom)], pool=False),
+            "multitask-phantom": ArmConfig(task="multitask", data=[str(phantom)], pool=False),
+            "multitask-mixed": ArmConfig(task="multitask", data=[str(phantom)], pool=True,
+                                         weights=[1.0, 1.0]),
+            "slices-genesis-acdc": ArmConfig(task="slices", data=[], pool=True,
+                                             overrides=["task.restore_weight=1.0"]),
+            "multitask-genesis-mixed": ArmConfig(task="multitask", data=[str(phantom)],
+                                                 pool=True, weights=[1.0, 1.0],
+                                                 overrides=["task.restore_weight=1.0"])}
+
+
 def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: list[int],
-                      seeds: list[int]):
-    from planessl.experiment import ArmConfig, ExperimentConfig
+                      seeds: list[int], protocol: str = "stratified"):
+    from planessl.experiment import ExperimentConfig
 
     return ExperimentConfig(
         data=str(cache), task="segmentation", methods=["scratch", *[m for m in methods if m != "scratch"]]
@@ -93,19 +117,7 @@ def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: 
         labelled=labelled, seeds=seeds, lcc=True, distances=False, pretrain_per_seed=False,
         pretrain_config=str(ROOT / "configs/acdc_pretrain.yaml"),
         finetune_config=str(ROOT / "configs/acdc_finetune.yaml"),
-        finetune=protocol_overrides(),
-        arms={"slices-acdc": ArmConfig(task="slices", data=[], pool=True),
-              **{f"{t}-acdc": ArmConfig(task=t, data=[], pool=True)
-                 for t in ("simclr", "gcl", "pcl", "rotation", "genesis")},
-              "anatomy-phantom": ArmConfig(task="anatomy", data=[str(phantom)], pool=False),
-              "multitask-phantom": ArmConfig(task="multitask", data=[str(phantom)], pool=False),
-              "multitask-mixed": ArmConfig(task="multitask", data=[str(phantom)], pool=True,
-                                           weights=[1.0, 1.0]),
-              "slices-genesis-acdc": ArmConfig(task="slices", data=[], pool=True,
-                                               overrides=["task.restore_weight=1.0"]),
-              "multitask-genesis-mixed": ArmConfig(task="multitask", data=[str(phantom)],
-                                                   pool=True, weights=[1.0, 1.0],
-                                                   overrides=["task.restore_weight=1.0"])})
+        finetune=protocol_overrides(protocol), arms=arms(phantom))
 
 
 def merge(parts: list[Path], into: Path) -> None:
@@ -139,72 +151,146 @@ def structure_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:
     return "\n".join(out) + "\n"
 
 
+def group_table(exp: Path, rows: list[dict], methods: list[str], ns: list[int]) -> str:
+    """Markdown: mean Dice per diagnostic group (volumes of the group's test patients, ED
+    and ES, mean over RV, myocardium, LV), mean over the seeds, per method and N."""
+    import numpy as np
+
+    from planessl.experiment import read_rows
+
+    groups = group_of_id()
+    names = [g for g, _, _ in GROUPS]
+    per: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for r in rows:
+        cell = exp / "cells" / f"{r['method']}-n{r['n']}-s{r['seed']}" / "evaluation.csv"
+        by_group: dict[str, list[float]] = {}
+        for v in read_rows(cell):
+            by_group.setdefault(groups.get(v["study"], "?"), []).append(float(v["mean_dice"]))
+        for g, vals in by_group.items():
+            per.setdefault((r["method"], int(r["n"])), {}).setdefault(g, []).append(float(np.mean(vals)))
+    present = [g for g in names if any(g in d for d in per.values())]
+    out = ["| method | N | seeds | " + " | ".join(present) + " |",
+           "|---|---|---|" + "---|" * len(present)]
+    for m in methods:
+        for n in ns:
+            d = per.get((m, n))
+            if not d:
+                continue
+            k = max(len(v) for v in d.values())
+            out.append(f"| {m} | {n} | {k} | " + " | ".join(
+                f"{np.mean(d[g]):.3f}" if g in d else "–" for g in present) + " |")
+    return "\n".join(out) + "\n"
+
+
 def tuning_table(path: Path) -> str:
     """Markdown of every fine-tuning configuration tried on the validation patients."""
     if not path.is_file():
         return "(no tuning runs recorded)\n"
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    out = ["| name | N | seed | init | overrides of acdc_finetune.yaml | val mean Dice | RV | myo | LV | best step |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| name | protocol | N | seed | init | overrides of acdc_finetune.yaml | val mean Dice | RV | myo | LV | best step |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r['name']} | {r['n']} | {r['seed']} | {r['init']} | {r['overrides'] or '–'} | "
+        out.append(f"| {r['name']} | {r.get('protocol') or 'earlier'} | {r['n']} | {r['seed']} | "
+                   f"{r['init']} | {r['overrides'] or '–'} | "
                    f"{float(r['val_mean_dice']):.3f} | {float(r['val_RV_dice']):.3f} | "
                    f"{float(r['val_myocardium_dice']):.3f} | {float(r['val_LV_dice']):.3f} | "
                    f"{r['best_step']} |")
     return "\n".join(out) + "\n"
 
 
-TITLE = "ACDC few-label segmentation: scratch vs plane-geometry pretraining"
-COMPETING_TITLE = ("ACDC few-label segmentation: plane-geometry pretraining against the "
-                   "competing self-supervised methods")
+TITLE = "ACDC few-label segmentation, stratified test patients: scratch vs pretraining"
 
 
-def write_report(exp: Path, results: Path, command: str, minutes: float,
-                 title: str = TITLE) -> None:
-    """``results/README.md``: protocol, recipe, the table with paired differences, the
-    per-structure table, the configurations tried, and the figures."""
-    with open(exp / "results.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+def write_report(exp: Path, results: Path, command: str, title: str = TITLE) -> None:
+    """``results/README.md``: protocol, recipe, the table with paired differences and their
+    bootstrap intervals, Dice per structure and per diagnostic group, the configurations
+    tried, and the figures."""
+    from planessl.evaluation.summary import summarise_results
+    from planessl.experiment import read_rows
+
+    rows = read_rows(exp / "results.csv")
+    methods = [m for m in (*MAIN_ARMS, *METHODS) if any(r["method"] == m for r in rows)]
+    methods = list(dict.fromkeys(methods))
     ns = sorted({int(r["n"]) for r in rows})
+    refs = [m for m in REFERENCES if m in methods]
     text = [
         f"# {title}", "",
         (__doc__ or "").split("Usage")[0].strip(), "",
-        f"Command: `{command}` (cells of the two processes merged; wall time of the merge "
-        f"step {minutes:.1f} min). Figures: `dice_vs_n.png`, `learning_curves.png`.", "",
-        (exp / "summary.md").read_text(), "",
-        "## Dice per structure (mean over seeds, test patients 085-100, ED and ES)", "",
+        f"Command: `{command}` (resumable; the rows are those finished when this page was "
+        f"written: {len(rows)} cells). Figures: `dice_vs_n.png`, `learning_curves.png`.", "",
+        summarise_results(rows, "mean_dice", methods, ns, references=refs), "",
+        "## Dice per structure (mean over seeds, test patients, ED and ES)", "",
         structure_table(rows, methods, ns), "",
+        "## Mean Dice per diagnostic group (test patients of each group, mean over seeds)", "",
+        group_table(exp, rows, methods, ns), "",
         "## Fine-tuning configurations tried (validation patients only)", "",
         tuning_table(ROOT / "benchmarks/results/acdc_fewlabel/tuning.csv"),
     ]
-    (results / "README.md").write_text("\n".join(text))
+    results.mkdir(parents=True, exist_ok=True)
+    from planessl.runinfo import write_text_atomic
+
+    write_text_atomic(results / "README.md", "\n".join(text))
+
+
+def publish(exp: Path, results: Path, command: str) -> None:
+    """Copy the experiment's files into ``results`` and rewrite its page."""
+    from planessl.evaluation.curves import plot_learning_curves
+    from planessl.evaluation.summary import plot_results
+    from planessl.experiment import read_rows
+
+    rows = read_rows(exp / "results.csv")
+    if not rows:
+        print(f"no finished cells in {exp}")
+        return
+    results.mkdir(parents=True, exist_ok=True)
+    methods = list(dict.fromkeys(m for m in (*MAIN_ARMS, *METHODS)
+                                 if any(r["method"] == m for r in rows)))
+    ns = sorted({int(r["n"]) for r in rows})
+    plot_results(rows, "mean_dice", methods, ns, results / "dice_vs_n.png")
+    plot_learning_curves(exp / "cells", methods, ns, results / "learning_curves.png", "val_dice")
+    for name in ("results.csv", "split.json", "config.yaml"):
+        if (exp / name).is_file():
+            shutil.copyfile(exp / name, results / name)
+    write_report(exp, results, command)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/acdc_bench/all"))
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    ap.add_argument("--labelled", type=int, nargs="+", default=[1, 2, 5, 10])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/acdc_bench/strat"))
+    ap.add_argument("--protocol", default="stratified", choices=("stratified", "earlier"))
+    ap.add_argument("--methods", nargs="+", default=list(MAIN_ARMS), choices=METHODS)
+    ap.add_argument("--labelled", type=int, nargs="+", default=[1, 3, 7])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    ap.add_argument("--pretrain-steps", type=int, default=4500)
     ap.add_argument("--phantoms", type=int, default=160)
+    ap.add_argument("--jobs", type=int, default=1, help="cells (and pretraining runs) at once")
+    ap.add_argument("--report", action="store_true",
+                    help="rewrite the results page from the finished rows; train nothing")
     ap.add_argument("--merge", type=Path, nargs="*", default=None,
                     help="work folders of earlier runs (or their results.csv files) to merge "
                          "into --work (nothing trained)")
-    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--results", type=Path, default=None,
+                    help=f"results folder (default: {RESULTS.relative_to(ROOT)}, or its "
+                         f"earlier_protocol/ for --protocol earlier)")
     ap.add_argument("--finetune-extra", nargs="*", default=[], metavar="KEY=VALUE",
                     help="fine-tuning overrides of an ablation (e.g. finetune.transfer=encoder)")
     ap.add_argument("--pretrain-extra", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="pretraining overrides of an ablation (e.g. trainer.max_steps=500)")
+                    help="pretraining overrides of an ablation")
     ap.add_argument("--reuse-pretrain", type=Path, default=None, metavar="EXPERIMENT",
                     help="copy the finished pretraining runs of another work folder's experiment")
     args = ap.parse_args(argv)
+    results = args.results or (RESULTS if args.protocol == "stratified" else EARLIER_RESULTS)
+    command = "python benchmarks/acdc_fewlabel.py " + " ".join(argv or sys.argv[1:])
     if not args.data.is_dir():
         print(f"skip: {args.data} not found")
         return 0
     sys.path.insert(0, str(ROOT / "src"))
+    exp = args.work / "experiment"
+    if args.report:
+        publish(exp, results, command)
+        return 0
     from planessl.experiment import run_experiment
 
     t0 = time.time()
@@ -213,23 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     phantom = phantom_cache(shared, args.phantoms)
     if args.merge:
         merge(args.merge, args.work)
-    cfg = experiment_config(cache, phantom, args.methods, args.labelled, args.seeds)
+    cfg = experiment_config(cache, phantom, args.methods, args.labelled, args.seeds, args.protocol)
     cfg.finetune += list(args.finetune_extra)
-    cfg.pretrain += list(args.pretrain_extra)
-    if args.reuse_pretrain is not None and not (args.work / "experiment" / "pretrain").is_dir():
-        shutil.copytree(args.reuse_pretrain / "pretrain", args.work / "experiment" / "pretrain")
-    rows, summary = run_experiment(cfg, args.work / "experiment")
+    cfg.pretrain += [f"trainer.max_steps={args.pretrain_steps}", *args.pretrain_extra]
+    if args.reuse_pretrain is not None and not (exp / "pretrain").is_dir():
+        shutil.copytree(args.reuse_pretrain / "pretrain", exp / "pretrain")
+    rows, summary = run_experiment(cfg, exp, jobs=args.jobs)
     print(summary)
     print(f"wall time {(time.time() - t0) / 60:.1f} min")
-    if args.merge:
-        args.results.mkdir(parents=True, exist_ok=True)
-        for name in ("results.csv", "summary.md", "dice_vs_n.png", "learning_curves.png",
-                     "split.json", "config.yaml"):
-            shutil.copyfile(args.work / "experiment" / name, args.results / name)
-        write_report(args.work / "experiment", args.results,
-                     "python benchmarks/acdc_fewlabel.py " + " ".join(argv or sys.argv[1:]),
-                     (time.time() - t0) / 60,
-                     COMPETING_TITLE if set(args.methods) & set(COMPETING_ARMS) else TITLE)
+    publish(exp, results, command)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Each call fine-tunes one configuration (``configs/acdc_finetune.yaml`` + overrides, or
 another config) with N labelled patients, predicts the 5 fixed validation patients (never the
-test patients 085-100) and appends one row per seed to
+test patients of the protocol) and appends one row per seed to
 ``benchmarks/results/acdc_fewlabel/tuning.csv``: the configuration's name and overrides, the
 volume Dice per structure on the validation patients (ED and ES), the best validation Dice
 during training, its step and the run time. Every configuration tried is kept.
@@ -40,17 +40,12 @@ def acdc_cache(data: Path, work: Path) -> Path:
     return cache
 
 
-def test_ids() -> list[str]:
-    from planessl.io.acdc import patient_id
+def protocol_overrides(protocol: str = "stratified") -> list[str]:
+    """The split of the ACDC benchmarks (see ``benchmarks/acdc_protocol.py``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from acdc_protocol import protocol_overrides as overrides
 
-    return [patient_id(k) for k in range(85, 101)]
-
-
-def protocol_overrides() -> list[str]:
-    """The split every ACDC benchmark uses: test 085-100, 5 validation patients and a pool
-    of 20 from 001-064 (split seed 0); the rest pretrains."""
-    return ["split.test_ids=[" + ",".join(test_ids()) + "]", "split.pool_size=20",
-            "split.val_size=5"]
+    return overrides(protocol)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=str(ROOT / "configs/acdc_finetune.yaml"))
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--work", type=Path, default=Path("/tmp/acdc_tune"))
+    ap.add_argument("--protocol", default="stratified", choices=("stratified", "earlier"),
+                    help="the split (benchmarks/acdc_protocol.py); the validation patients "
+                         "are the protocol's")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -69,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sys.path.insert(0, str(ROOT / "src"))
     from planessl.evaluation.evaluate import evaluate_segmentation
+    from planessl.experiment import read_rows, write_rows
     from planessl.finetune import finetune
     from planessl.predict import predict_cache
 
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         run = args.work / f"{args.name}-n{args.n}-s{seed}"
         t0 = time.time()
         model = finetune(cache, args.n, args.init, run / "run",
-                         protocol_overrides() + list(args.overrides), seed=seed,
+                         protocol_overrides(args.protocol) + list(args.overrides), seed=seed,
                          config_file=args.config, echo=lambda s: None)
         split = json.loads((run / "run" / "split.json").read_text())
         predict_cache(run / "run", cache, run / "pred", split["val"], echo=lambda s: None)
@@ -86,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                  csv.DictReader(open(run / "run" / "metrics.csv")) if r.get("val_dice")]
         best_step, best = max(curve, key=lambda c: c[1])
         allm = summary["all"]
-        row = {"name": args.name, "n": args.n, "seed": seed, "init": args.init,
+        row = {"name": args.name, "protocol": args.protocol, "n": args.n, "seed": seed,
+               "init": args.init,
                "config": Path(args.config).name, "overrides": " ".join(args.overrides),
                "val_mean_dice": round(allm["mean_dice"]["mean"], 4),
                **{f"val_{k}": round(v["mean"], 4) for k, v in allm.items()
@@ -95,12 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                "curve": " ".join(f"{s}:{d:.3f}" for s, d in curve),
                "seconds": round(time.time() - t0), "train_seconds": model["train_seconds"]}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        new = not RESULTS.is_file()
-        with open(RESULTS, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        # earlier rows (no protocol column) were all made on the earlier protocol
+        earlier = [{**r, "protocol": r.get("protocol") or "earlier"} for r in read_rows(RESULTS)]
+        write_rows(RESULTS, earlier + [row])
         print(json.dumps(row))
     return 0
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
+import numpy as np
 import pytest
 
+from planessl.evaluation.summary import bootstrap_interval
 from planessl.experiment import results_figure, summarise_results
 
 DIFFS = (0.031, -0.004, 0.012)
@@ -27,7 +30,40 @@ def test_summary_states_seeds_and_every_paired_difference():
     text = summarise_results(_rows(), "mean_dice", ["scratch", "multitask"], [1, 3])
     assert "| method | seeds | N=1 | N=3 |" in text
     assert "| scratch | 3 |" in text and "| multitask | 3 |" in text
-    assert "+0.013 ± 0.014 (2+/1− of 3: +0.031, −0.004, +0.012)" in text
+    m = re.search(r"\| multitask \| \+0\.013 \[(\S+), (\S+)\] \(2\+/1− of 3: \+0\.031, "
+                  r"−0\.004, \+0\.012\) \|", text)
+    assert m, text
+    lo, hi = (float(x.replace("−", "-")) for x in m.groups())
+    # a bootstrap mean of the three draws lies between the smallest and the largest
+    assert -0.004 <= lo < 0.013 < hi <= 0.031
+    assert "**" not in text  # 3 draws: no gain is marked, whatever the interval
+
+
+def test_bootstrap_interval_matches_the_normal_theory_interval():
+    rng = np.random.default_rng(5)
+    d = rng.normal(0.04, 0.05, size=400)
+    lo, hi = bootstrap_interval(d)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(d.size)
+    assert abs(lo - (d.mean() - half)) < 0.1 * half and abs(hi - (d.mean() + half)) < 0.1 * half
+    assert bootstrap_interval([0.2]) == (0.2, 0.2)
+    assert bootstrap_interval(d[:6]) == bootstrap_interval(d[:6])  # fixed resampling seed
+
+
+def test_summary_marks_a_gain_only_with_six_draws_above_zero_and_compares_to_each_reference():
+    rows = []
+    for s, (gain, extra) in enumerate([(0.05, 0.01), (0.07, -0.02), (0.04, 0.0), (0.06, 0.02),
+                                       (0.05, -0.01), (0.08, 0.03)]):
+        rows += [{"method": "scratch", "n": "1", "seed": str(s), "mean_dice": "0.4"},
+                 {"method": "genesis", "n": "1", "seed": str(s), "mean_dice": str(0.4 + gain)},
+                 {"method": "lines", "n": "1", "seed": str(s),
+                  "mean_dice": str(0.4 + gain + extra)}]
+    text = summarise_results(rows, "mean_dice", ["scratch", "genesis", "lines"], [1],
+                             references=["scratch", "genesis"])
+    assert "## Paired difference to scratch" in text and "## Paired difference to genesis" in text
+    assert "| genesis | **+0.058** [" in text
+    ref_genesis = text.split("## Paired difference to genesis")[1]
+    assert "| lines | +0.005 [" in ref_genesis and "(3+/2− of 6:" in ref_genesis
+    assert "| genesis |" not in ref_genesis
 
 
 def test_summary_marks_a_cell_with_fewer_seeds():

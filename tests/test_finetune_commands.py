@@ -257,3 +257,43 @@ def test_experiment_runs_and_resumes(phantom_cache, tmp_path, capsys):
     path.write_text(yaml.safe_dump(cfg))
     assert main(["experiment", str(path), "--out", str(out)]) == 2
     assert "different 'finetune'" in capsys.readouterr().err
+
+
+def test_experiment_jobs_2_gives_the_rows_of_jobs_1(phantom_cache, tmp_path, capsys):
+    """Two cells (and the pretraining) at once, each in its own spawned process, give the
+    same rows in the same order as one at a time in this process; a semi-arm style arm that
+    starts from another arm's pretraining (``init``) with its own fine-tuning overrides
+    reuses that run."""
+    import yaml
+
+    cfg = {"data": str(phantom_cache), "methods": ["scratch", "slices", "slices-short"],
+           "labelled": [1], "seeds": [0, 1], "distances": False, "pretrain_per_seed": False,
+           "arms": {"slices-short": {"init": "slices", "finetune": ["finetune.steps=2"]}},
+           "pretrain": TINY + ["trainer.max_steps=2", "trainer.max_epochs=-1"],
+           "finetune": FT + ["finetune.steps=3"]}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"exp-j{jobs}"
+        assert main(["experiment", str(path), "--out", str(out), "--jobs", str(jobs)]) == 0
+        results[jobs] = [{k: v for k, v in r.items() if not k.endswith("_seconds")}
+                         for r in _csv_rows(out / "results.csv")]
+        assert [p.name for p in (out / "pretrain").iterdir()] == ["slices"]
+        steps = yaml.safe_load((out / "cells" / "slices-short-n1-s1" / "run" / "config.yaml")
+                               .read_text())["finetune"]["steps"]
+        assert steps == 2
+    console = capsys.readouterr().out
+    assert "2 at once" in console
+    assert [(r["method"], r["seed"]) for r in results[2]] == [
+        ("scratch", "0"), ("slices", "0"), ("slices-short", "0"),
+        ("scratch", "1"), ("slices", "1"), ("slices-short", "1")]
+    assert results[2] == results[1]
+    assert results[1][1]["mean_dice"] != results[1][2]["mean_dice"]  # the arm's own recipe
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))

@@ -32,18 +32,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from planessl.config import config_to_dict, load_config
 from planessl.errors import PlaneSSLError
 from planessl.evaluation.curves import plot_learning_curves
+from planessl.evaluation.summary import (  # noqa: F401 - summaries re-exported for callers
+    metric_name, plot_results, results_figure, summarise_results)
 from planessl.runinfo import save_run_info, write_text_atomic
 from planessl.tasks.registry import TASK_NAMES as PRETEXTS
 
@@ -66,6 +65,12 @@ class ArmConfig:
             the caches are the experiment's, else proportional to the studies.
         overrides: ``key=value`` overrides of this arm's pretraining, applied after the
             experiment's ``pretrain`` ones.
+        init: another method whose pretraining initialises this arm's cells (``scratch``:
+            none); the arm then pretrains nothing itself (``task``, ``data``, ``pool``,
+            ``weights`` and ``overrides`` are unused). E.g. a semi-supervised arm that starts
+            from the ``genesis`` arm's weights.
+        finetune: ``key=value`` overrides of this arm's fine-tuning cells, applied after the
+            experiment's ``finetune`` ones (e.g. ``finetune.semi=fixmatch``).
     """
 
     task: str = "multitask"
@@ -73,6 +78,8 @@ class ArmConfig:
     pool: bool = True
     weights: list[float] | None = None
     overrides: list[str] = field(default_factory=list)
+    init: str | None = None
+    finetune: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -152,6 +159,31 @@ def _weights_override(weights: list[float]) -> list[str]:
     return [f"data.cache_weights=[{','.join(repr(float(w)) for w in weights)}]"] if weights else []
 
 
+def pretrain_owner(method: str, cfg: ExperimentConfig) -> str:
+    """The method whose pretraining run initialises ``method``'s cells (itself unless an
+    arm names another with ``init``; ``scratch`` for none).
+
+    Raises:
+        PlaneSSLError: an ``init`` chain that loops or names an unknown method.
+    """
+    seen = [method]
+    while method in cfg.arms and cfg.arms[method].init is not None:
+        method = cfg.arms[method].init
+        if method in seen:
+            raise PlaneSSLError(f"experiment config: arms' init loops: {' -> '.join(seen + [method])}")
+        if method != "scratch" and method not in PRETEXTS and method not in cfg.arms:
+            raise PlaneSSLError(f"experiment config: arm {seen[-1]!r}: init {method!r} is not "
+                                f"a method (scratch, a pretext task or an arm)")
+        seen.append(method)
+    return method
+
+
+def finetune_overrides(method: str, cfg: ExperimentConfig) -> list[str]:
+    """The fine-tuning overrides of ``method``'s cells: the experiment's, then its arm's."""
+    arm = cfg.arms.get(method)
+    return list(cfg.finetune) + (list(arm.finetune) if arm is not None else [])
+
+
 def pretrain_plan(method: str, cfg: ExperimentConfig, base: Path) -> PretrainPlan | None:
     """The :class:`PretrainPlan` of a method (``None`` for ``scratch``).
 
@@ -166,6 +198,7 @@ def pretrain_plan(method: str, cfg: ExperimentConfig, base: Path) -> PretrainPla
             Cache(p)  # a missing or broken cache stops here, before any training
         return out
 
+    method = pretrain_owner(method, cfg)
     if method == "scratch":
         return None
     config_file = config_path(cfg.pretrain_config, base)
@@ -302,7 +335,8 @@ def _run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, 
     from planessl.predict import predict_cache
 
     t0 = time.time()
-    model = finetune(cache_path, n, init, out / "run", [f"finetune.task={cfg.task}"] + cfg.finetune,
+    model = finetune(cache_path, n, init, out / "run",
+                     [f"finetune.task={cfg.task}"] + finetune_overrides(method, cfg),
                      seed=seed, config_file=cfg.finetune_config or None, echo=echo, quiet=True)
     split = json.loads((out / "run" / "split.json").read_text())
     predict_cache(out / "run", cache_path, out / "pred", split["test"], lcc=cfg.lcc, echo=echo)
@@ -325,133 +359,6 @@ def _run_cell(method: str, n: int, seed: int, init: str, cfg: ExperimentConfig, 
     row["train_seconds"] = model["train_seconds"]
     row["cell_seconds"] = round(time.time() - t0, 1)
     return row
-
-
-METRIC_NAMES = {"mean_dice": "mean Dice", "accuracy": "accuracy"}
-
-
-def metric_name(metric: str) -> str:
-    """How a metric is named for people (``mean_dice`` -> ``mean Dice``)."""
-    return METRIC_NAMES.get(metric, metric.replace("_", " "))
-
-
-def _signed(x: float) -> str:
-    """``+0.031`` / ``−0.004`` (a real minus sign, so the signs line up and read)."""
-    return f"{'−' if x < 0 else '+'}{abs(x):.3f}"
-
-
-def _fmt(values: list[float]) -> str:
-    v = np.array([x for x in values if not math.isnan(x)])
-    if v.size == 0:
-        return "–"
-    return f"{v.mean():.3f} ± {v.std():.3f}" if v.size > 1 else f"{v.mean():.3f}"
-
-
-def summarise_results(rows: list[dict], metric: str, methods: list[str], ns: list[int]) -> str:
-    """Markdown: mean ± std (over seeds) per method and N with the number of seeds; paired
-    difference to scratch (same N, same seed) with its sign count and every seed's value."""
-    def val(r):
-        return float(r[metric]) if r.get(metric) not in (None, "") else math.nan
-
-    table = {(r["method"], int(r["n"]), int(r["seed"])): val(r) for r in rows}
-    table = {k: v for k, v in table.items() if not math.isnan(v)}
-    seeds = sorted({s for (_, _, s) in table})
-    out = [f"# Few-label results ({metric}, mean ± std over seeds)", "",
-           "| method | seeds | " + " | ".join(f"N={n}" for n in ns) + " |",
-           "|---|---|" + "---|" * len(ns)]
-    for m in methods:
-        m_seeds = sorted({s for (mm, n, s) in table if mm == m and n in ns})
-        cells = []
-        for n in ns:
-            v = [table[(m, n, s)] for s in seeds if (m, n, s) in table]
-            partial = f" ({len(v)} of {len(m_seeds)} seeds)" if 0 < len(v) < len(m_seeds) else ""
-            cells.append(_fmt(v) + partial)
-        out.append(f"| {m} | {len(m_seeds)} | " + " | ".join(cells) + " |")
-    if "scratch" in methods and len(methods) > 1:
-        out += ["", "## Paired difference to scratch (same N, same seed)", "",
-                "Mean ± std of (method − scratch) over seeds; in brackets how many seeds are "
-                "better (+) and worse (−) than scratch, then the difference of each seed "
-                "in seed order.", "",
-                "| method | " + " | ".join(f"N={n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
-        for m in methods:
-            if m == "scratch":
-                continue
-            cells = []
-            for n in ns:
-                paired = [s for s in seeds if (m, n, s) in table and ("scratch", n, s) in table]
-                d = [table[(m, n, s)] - table[("scratch", n, s)] for s in paired]
-                if not d:
-                    cells.append("–")
-                    continue
-                pos, neg = sum(x > 0 for x in d), sum(x < 0 for x in d)
-                if len(d) == 1:  # one seed: no spread to give, nothing more to list
-                    cells.append(f"{_signed(d[0])} ({pos}+/{neg}− of 1)")
-                    continue
-                each = ", ".join(_signed(x) for x in d)
-                cells.append(f"{_signed(float(np.mean(d)))} ± {np.std(d):.3f} "
-                             f"({pos}+/{neg}− of {len(d)}: {each})")
-            out.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
-
-
-def results_figure(rows: list[dict], metric: str, methods: list[str], ns: list[int]):
-    """The figure of :func:`plot_results` (a ``matplotlib.figure.Figure``, no pyplot state):
-    metric (mean ± std over seeds) against N on a log axis ticked at the N values only,
-    one line per method, the methods' points shifted a little sideways so that their
-    error bars do not hide each other, the legend beside the axes."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
-
-    ns = sorted(ns)
-    fig = Figure(figsize=(6.4, 3.8), dpi=120)
-    ax = fig.subplots()
-    # sideways shift in log space: a few % of the decades shown, centred on the true N
-    span = math.log(max(ns) / min(ns)) if len(ns) > 1 and min(ns) > 0 else math.log(10)
-    step = 0.035 * span
-    most_seeds = 0
-    for i, m in enumerate(methods):
-        xs, ys, es, k = [], [], [], []
-        for n in ns:
-            v = [float(r[metric]) for r in rows if r["method"] == m and int(r["n"]) == n
-                 and r.get(metric) not in (None, "")]
-            v = [x for x in v if not math.isnan(x)]
-            if v:
-                xs.append(n), ys.append(np.mean(v)), es.append(np.std(v)), k.append(len(v))
-        if not xs:
-            continue
-        shift = math.exp(step * (i - (len(methods) - 1) / 2))
-        seeds = f"{min(k)}" if min(k) == max(k) else f"{min(k)}–{max(k)}"
-        label = f"{m} ({seeds} seed{'s' if max(k) > 1 else ''})"
-        most_seeds = max(most_seeds, max(k))
-        ax.errorbar([x * shift for x in xs], ys, yerr=es if max(k) > 1 else None, marker="o",
-                    capsize=4, label=label)
-    ax.set_xscale("log")
-    # ticks at the N values only: no log-axis minor ticks, no "2×10⁰" labels
-    ax.xaxis.set_major_locator(FixedLocator(ns))
-    ax.xaxis.set_major_formatter(FixedFormatter([str(n) for n in ns]))
-    ax.xaxis.set_minor_locator(NullLocator())
-    lo, hi = min(ns), max(ns)
-    pad = math.exp(max(0.25 * span, step * len(methods)))
-    ax.set_xlim(lo / pad, hi * pad)
-    ax.set_xlabel("labelled subjects N")
-    ax.set_ylabel(f"{metric_name(metric)} (test set)")
-    spread = "mean ± std over seeds" if most_seeds > 1 else "one seed: no error bars"
-    ax.set_title(f"{metric_name(metric)} vs labelled subjects ({spread})", fontsize=10)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                  frameon=False, title="method")
-    fig.tight_layout()
-    return fig
-
-
-def plot_results(rows: list[dict], metric: str, methods: list[str], ns: list[int], path: Path) -> None:
-    """PNG of the metric (mean ± std over seeds) against N, one line per method
-    (see :func:`results_figure`), written atomically."""
-    fig = results_figure(rows, metric, methods, ns)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
 
 
 #: Keys that may change between runs into the same folder: they add cells, they do not
@@ -478,8 +385,9 @@ def check_resumable(out: Path, config: dict) -> None:
             continue
         old, new = saved.get(key, defaults.get(key)), config.get(key, defaults.get(key))
         if key == "arms":  # arms may be added; one that made cells may not change
-            old, new = ({k: v for k, v in (old or {}).items() if k in (new or {})},
-                        {k: v for k, v in (new or {}).items() if k in (old or {})})
+            blank = config_to_dict(ArmConfig())  # arm keys added since the folder was made
+            old, new = ({k: {**blank, **v} for k, v in (old or {}).items() if k in (new or {})},
+                        {k: {**blank, **v} for k, v in (new or {}).items() if k in (old or {})})
         if old != new:
             raise PlaneSSLError(
                 f"{out}: its results were made with a different '{key}' "
@@ -487,13 +395,59 @@ def check_resumable(out: Path, config: dict) -> None:
                 f"(only methods, labelled, seeds and new arms may change when resuming)")
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One unit of an experiment's work: a pretraining run, or a (method, N, seed) cell."""
+
+    kind: str  # "pretrain" or "cell"
+    method: str  # the pretraining's owner method, or the cell's method
+    seed: int
+    out: Path
+    n: int = 0
+    needs: Path | None = None  # the pretraining run a cell starts from (None: scratch)
+    what: str = ""
+
+
+def _run_job(job: _Job, cfg: ExperimentConfig, plan: PretrainPlan | None, cache_path: Path,
+             pretrain_ids: list[str], threads: int) -> tuple[dict | None, list[str]]:
+    """Run one job in this process with ``threads`` torch threads (a recipe that fixes
+    ``trainer.threads`` sets its own); returns the cell's row (``None`` for a pretraining)
+    and the messages for the console."""
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    said: list[str] = []
+    if job.kind == "pretrain":
+        pretrain_once(job.method, plan, job.seed, cache_path, pretrain_ids, job.out, said.append)
+        return None, said
+    init = str(job.needs) if job.needs is not None else "scratch"
+    return run_cell(job.method, job.n, job.seed, init, cfg, cache_path, job.out), said
+
+
+def _grid_order(rows: list[dict], grid: list[tuple[int, str, int]]) -> list[dict]:
+    """Rows in the experiment's grid order (seed, method, N); rows of cells outside the grid
+    (an earlier run's) after them, in their order."""
+    rank = {(m, n, s): i for i, (s, m, n) in enumerate(grid)}
+    return sorted(rows, key=lambda r: rank.get((r["method"], int(r["n"]), int(r["seed"])),
+                                               len(grid)))
+
+
 def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None = None,
                    overrides: list[str] | None = None,
-                   echo: Callable[[str], None] = print) -> tuple[list[dict], str]:
-    """Run (or resume) an experiment; returns the results rows and the summary Markdown."""
+                   echo: Callable[[str], None] = print, jobs: int = 1) -> tuple[list[dict], str]:
+    """Run (or resume) an experiment; returns the results rows and the summary Markdown.
+
+    ``jobs`` > 1 runs that many pretraining runs and cells at once, each in a fresh process
+    (spawned) with ``cores // jobs`` torch threads unless the recipes fix
+    ``trainer.threads``; a cell starts once the pretraining it needs is done. The rows, in
+    grid order, are the same as with ``jobs=1`` when the thread count per run is the same
+    (the recipes fix it, as the benchmarks' do): every run is seeded by its own seed."""
     from planessl.cache import Cache
     from planessl.finetune import load_config_for, make_split
 
+    if jobs < 1:
+        raise PlaneSSLError(f"--jobs must be >= 1, got {jobs}")
     if isinstance(config, ExperimentConfig):
         cfg, base = config, Path.cwd()
     else:
@@ -506,6 +460,7 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
         raise PlaneSSLError(f"experiment config: arm name {clash[0]!r} is taken by a built-in "
                             f"method; choose another")
     plans = {m: pretrain_plan(m, cfg, base) for m in cfg.methods}
+    owners = {m: pretrain_owner(m, cfg) for m in cfg.methods}
     if not cfg.labelled or not cfg.seeds:
         raise PlaneSSLError("experiment config: 'labelled' and 'seeds' must not be empty")
     cache_path = Path(cfg.data) if Path(cfg.data).is_absolute() else base / cfg.data
@@ -528,39 +483,64 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     rows = read_rows(out / RESULTS)
     done = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
     grid = [(seed, method, n) for seed in cfg.seeds for method in cfg.methods for n in cfg.labelled]
-    n_pre = len({pretrain_dir(out, m, s, cfg.pretrain_per_seed) for (s, m, _) in grid
-                 if plans[m] is not None})
+
+    def pre_dir(method: str, seed: int) -> Path:
+        return pretrain_dir(out, owners[method], seed, cfg.pretrain_per_seed)
+
+    n_pre = len({pre_dir(m, s) for (s, m, _) in grid if plans[m] is not None})
     echo(f"experiment: {len(grid)} cells ({', '.join(cfg.methods)} x N={','.join(map(str, cfg.labelled))} "
          f"x {len(cfg.seeds)} seed{'s' if len(cfg.seeds) > 1 else ''}), {n_pre} pretraining "
-         f"run{'s' if n_pre != 1 else ''}; each run's log: {out}/*/*/log.txt")
+         f"run{'s' if n_pre != 1 else ''}; each run's log: {out}/*/*/log.txt"
+         + (f"; {jobs} at once" if jobs > 1 else ""))
     n_done = sum((m, n, s) in done for (s, m, n) in grid)
     if n_done:
         echo(f"{n_done} of {len(grid)} cells done earlier ({out / RESULTS})")
-    index = {c: i + 1 for i, c in enumerate(grid)}
-    for seed in cfg.seeds:
-        for method in cfg.methods:
-            todo = [n for n in cfg.labelled if (method, n, seed) not in done]
-            if not todo:
-                continue
-            init = "scratch"
-            plan = plans[method]
-            if plan is not None:
-                pre_seed = seed if cfg.pretrain_per_seed else cfg.seeds[0]
-                init = str(pretrain_once(method, plan, pre_seed, cache_path, split.pretrain,
-                                         pretrain_dir(out, method, seed, cfg.pretrain_per_seed),
-                                         echo))
-            for n in todo:
-                cell = out / "cells" / f"{method}-n{n}-s{seed}"
-                what = f"[{index[(seed, method, n)]}/{len(grid)}] {method} N={n} seed {seed}"
-                try:
-                    row = run_cell(method, n, seed, init, cfg, cache_path, cell)
-                except Exception:
-                    echo(f"{what}: failed, see {cell / 'log.txt'}")
-                    raise
-                rows.append(row)
-                write_rows(out / RESULTS, rows)
-                echo(f"{what}: {metric_name(metric)} {float(row[metric]):.3f} "
-                     f"({float(row['cell_seconds']):.0f} s)")
+    # The work: pretraining runs in order of first need, then the cells in grid order.
+    pre_jobs: dict[Path, _Job] = {}
+    cell_jobs: list[_Job] = []
+    for seed, method, n in grid:
+        if (method, n, seed) in done:
+            continue
+        needs = None
+        if plans[method] is not None:
+            needs = pre_dir(method, seed)
+            pre_seed = seed if cfg.pretrain_per_seed else cfg.seeds[0]
+            pre_jobs.setdefault(needs, _Job("pretrain", owners[method], pre_seed, needs))
+        cell_jobs.append(_Job("cell", method, seed, out / "cells" / f"{method}-n{n}-s{seed}", n,
+                              needs, f"[{grid.index((seed, method, n)) + 1}/{len(grid)}] "
+                                     f"{method} N={n} seed {seed}"))
+
+    def finished(job: _Job, row: dict | None, said: list[str]) -> None:
+        for line in said:
+            echo(line)
+        if row is None:
+            return
+        rows.append(row)
+        write_rows(out / RESULTS, _grid_order(rows, grid))
+        echo(f"{job.what}: {metric_name(metric)} {float(row[metric]):.3f} "
+             f"({float(row['cell_seconds']):.0f} s)")
+
+    def plan_of(job: _Job) -> PretrainPlan | None:
+        return plans[job.method] if job.kind == "cell" else pretrain_plan(job.method, cfg, base)
+
+    if jobs == 1:
+        for job in cell_jobs:
+            pre = pre_jobs.pop(job.needs, None) if job.needs is not None else None
+            if pre is not None:
+                pretrain_once(pre.method, plan_of(pre), pre.seed, cache_path, split.pretrain,
+                              pre.out, echo)
+            try:
+                row = run_cell(job.method, job.n, job.seed,
+                               str(job.needs) if job.needs is not None else "scratch",
+                               cfg, cache_path, job.out)
+            except Exception:
+                echo(f"{job.what}: failed, see {job.out / 'log.txt'}")
+                raise
+            finished(job, row, [])
+    else:
+        _run_parallel(list(pre_jobs.values()), cell_jobs, jobs, cfg, plan_of, cache_path,
+                      split.pretrain, finished, echo)
+    rows[:] = _grid_order(rows, grid)
     summary = summarise_results(rows, metric, cfg.methods, sorted(cfg.labelled))
     write_text_atomic(out / "summary.md", summary)
     plot_results(rows, metric, cfg.methods, sorted(cfg.labelled), out / "dice_vs_n.png")
@@ -568,3 +548,52 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
                          out / "learning_curves.png",
                          "val_dice" if cfg.task == "segmentation" else "val_acc")
     return rows, summary
+
+
+def _run_parallel(pre_jobs: list[_Job], cell_jobs: list[_Job], jobs: int, cfg: ExperimentConfig,
+                  plan_of: Callable[[_Job], PretrainPlan | None], cache_path: Path,
+                  pretrain_ids: list[str],
+                  finished: Callable[[_Job, dict | None, list[str]], None],
+                  echo: Callable[[str], None]) -> None:
+    """Run the jobs ``jobs`` at a time in spawned processes (one per job): a pretraining as
+    soon as a worker is free, a cell once its pretraining is done; the first failure stops
+    new work, lets the running jobs finish, then raises."""
+    import multiprocessing
+    import os
+    import sys
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    kwargs = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+    queue = list(pre_jobs) + list(cell_jobs)
+    pending = {j.out for j in pre_jobs}  # pretraining runs not finished yet
+    failure: BaseException | None = None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             **kwargs) as pool:
+        running: dict = {}
+        while queue or running:
+            while failure is None and len(running) < jobs:
+                ready = next((j for j in queue if j.kind == "pretrain" or j.needs is None
+                              or j.needs not in pending), None)
+                if ready is None:
+                    break
+                queue.remove(ready)
+                running[pool.submit(_run_job, ready, cfg, plan_of(ready), cache_path,
+                                    pretrain_ids, threads)] = ready
+            if not running:
+                break
+            done_now, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done_now:
+                job = running.pop(fut)
+                try:
+                    row, said = fut.result()
+                except Exception as err:  # noqa: BLE001 - reported, then re-raised below
+                    log = job.out / "log.txt"
+                    echo(f"{job.what or f'pretraining {job.method}'}: failed, see {log}")
+                    failure = failure or err
+                    continue
+                if job.kind == "pretrain":
+                    pending.discard(job.out)
+                finished(job, row, said)
+    if failure is not None:
+        raise failure

@@ -91,6 +91,8 @@ class SplitConfig:
     val_size: int = 5
     pool_size: int | None = None
     split_seed: int = 0
+    val_ids: list[str] | None = None
+    pool_ids: list[str] | None = None
 
 
 def _finetune_data() -> DataConfig:
@@ -179,7 +181,8 @@ def make_split(cache: Cache, cfg: FinetuneConfig, n: int) -> Split:
     s = cfg.split
     return few_label_split(cache.ids, ids, n, cfg.seed, test_ids=s.test_ids,
                            test_fraction=s.test_fraction, val_size=s.val_size,
-                           pool_size=s.pool_size, split_seed=s.split_seed)
+                           pool_size=s.pool_size, split_seed=s.split_seed, val_ids=s.val_ids,
+                           pool_ids=s.pool_ids)
 
 
 def inherit_from_pretrain(cfg: FinetuneConfig, pre: dict, overrides: list[str]) -> None:

@@ -15,6 +15,10 @@ def register(sub) -> None:
                    help="keys: data, task, methods, labelled, seeds, pretrain, finetune, lcc")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: 'experiment' beside the config)")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="pretraining runs and cells at once, each in its own process with "
+                        "cores/J torch threads (unless the recipe fixes trainer.threads); "
+                        "the rows are the same as with --jobs 1 when the threads per run are")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=run)
 
@@ -22,6 +26,6 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from planessl.experiment import run_experiment
 
-    _, summary = run_experiment(args.config, args.out, args.overrides)
+    _, summary = run_experiment(args.config, args.out, args.overrides, jobs=args.jobs)
     print(summary)
     return 0

@@ -5,10 +5,11 @@ which a cache lists its studies does not matter):
 
 - **test**: fixed for the whole experiment — the given ``test_ids``, or a
   ``test_fraction`` of the labelled studies drawn with ``split_seed`` (never with ``seed``).
-- **val**: fixed too — ``val_size`` labelled studies outside the test set, drawn with
-  ``split_seed``; used only for checkpoint selection, identical for every method, N and seed.
-- **pool**: the remaining labelled studies (the first ``pool_size`` of them in the
-  ``split_seed`` order when given).
+- **val**: fixed too — the given ``val_ids``, or ``val_size`` labelled studies outside the
+  test set drawn with ``split_seed``; used only for checkpoint selection, identical for every
+  method, N and seed.
+- **pool**: the given ``pool_ids``, or the remaining labelled studies (the first
+  ``pool_size`` of them in the ``split_seed`` order when given).
 - **train**: the first ``n`` studies of the pool in a permutation drawn with ``seed``: for
   one seed the choices are nested (N=1 ⊂ N=2 ⊂ N=5 …).
 - **pretrain**: every study outside test, val and pool (labels unused) — so pretraining never
@@ -48,10 +49,25 @@ def _draw(ids: Sequence[str], seed: int) -> list[str]:
     return [ids[k] for k in rng.permutation(len(ids))]
 
 
+def _explicit(role: str, ids: Sequence[str], labelled: list[str], taken: list[str]) -> list[str]:
+    """Explicit ``role`` ids, checked to be labelled and not in an earlier role."""
+    ids = sorted(set(ids))
+    missing = [i for i in ids if i not in set(labelled)]
+    if missing:
+        raise PlaneSSLError(f"{role} ids without labels or not in the data: "
+                            f"{', '.join(missing[:5])}" + (" …" if len(missing) > 5 else ""))
+    clash = [i for i in ids if i in set(taken)]
+    if clash:
+        raise PlaneSSLError(f"{role} ids also in an earlier role (test / validation): "
+                            f"{', '.join(clash[:5])}")
+    return ids
+
+
 def few_label_split(all_ids: Sequence[str], labelled_ids: Sequence[str], n: int, seed: int,
                     test_ids: Sequence[str] | None = None, test_fraction: float = 0.2,
                     val_size: int = 0, pool_size: int | None = None,
-                    split_seed: int = 0) -> Split:
+                    split_seed: int = 0, val_ids: Sequence[str] | None = None,
+                    pool_ids: Sequence[str] | None = None) -> Split:
     """Choose the N labelled training studies and the fixed val/test/pretrain sets.
 
     Args:
@@ -63,9 +79,14 @@ def few_label_split(all_ids: Sequence[str], labelled_ids: Sequence[str], n: int,
         val_size: number of fixed validation studies (0: no validation set).
         pool_size: cap on the labelled pool (the rest goes to pretraining).
         split_seed: seed of the fixed parts (test, val, pool membership).
+        val_ids: explicit validation ids (labelled, outside the test set); ``val_size`` is
+            then ignored.
+        pool_ids: explicit labelled pool (labelled, outside test and validation);
+            ``pool_size`` is then ignored.
 
     Raises:
-        PlaneSSLError: no labelled studies, unknown test ids, or ``n`` larger than the pool.
+        PlaneSSLError: no labelled studies, unknown or overlapping test / val / pool ids, or
+            ``n`` larger than the pool.
     """
     all_set, labelled = set(all_ids), sorted(set(labelled_ids))
     if not labelled:
@@ -85,9 +106,16 @@ def few_label_split(all_ids: Sequence[str], labelled_ids: Sequence[str], n: int,
         n_test = int(round(test_fraction * len(labelled)))
         test = sorted(order[:n_test])
     rest = [i for i in order if i not in set(test)]
-    val = sorted(rest[:val_size])
-    rest = rest[val_size:]
-    pool = rest if pool_size is None else rest[:pool_size]
+    if val_ids is not None:
+        val = _explicit("validation", val_ids, labelled, test)
+        rest = [i for i in rest if i not in set(val)]
+    else:
+        val = sorted(rest[:val_size])
+        rest = rest[val_size:]
+    if pool_ids is not None:
+        pool = _explicit("pool", pool_ids, labelled, test + val)
+    else:
+        pool = rest if pool_size is None else rest[:pool_size]
     if n > len(pool):
         raise PlaneSSLError(f"--labelled {n} is larger than the labelled pool of {len(pool)} studies "
                             f"({len(labelled)} labelled, {len(test)} test, {len(val)} validation)")
@@ -96,8 +124,10 @@ def few_label_split(all_ids: Sequence[str], labelled_ids: Sequence[str], n: int,
     train = pool_order[:n]
     fixed = set(test) | set(val) | pool_set
     pretrain = sorted(i for i in all_set if i not in fixed)
-    params = {"test_fraction": test_fraction if test_ids is None else None, "val_size": val_size,
-              "pool_size": pool_size, "split_seed": split_seed,
-              "explicit_test": test_ids is not None}
+    params = {"test_fraction": test_fraction if test_ids is None else None,
+              "val_size": val_size if val_ids is None else len(val),
+              "pool_size": pool_size if pool_ids is None else len(pool),
+              "split_seed": split_seed, "explicit_test": test_ids is not None,
+              "explicit_val": val_ids is not None, "explicit_pool": pool_ids is not None}
     return Split(train=train, val=val, test=test, pool=sorted(pool), pretrain=pretrain, n=n,
                  seed=seed, params=params)
