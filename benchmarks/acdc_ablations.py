@@ -8,7 +8,7 @@ patients of the main benchmark; only the setting named changes. ``--collect`` co
 finished run's cell rows (and its learning-curve figure) into
 ``benchmarks/results/acdc_ablations/runs/``, relabelled with the ablation's name; without
 ``--collect`` the script writes the report from the collected rows and the committed scratch
-cells of the main benchmark (``benchmarks/results/acdc_fewlabel/results.csv``)::
+cells of the main benchmark (``benchmarks/results/acdc_fewlabel/earlier_protocol/results.csv``)::
 
     python benchmarks/acdc_ablations.py --collect genesis-4500 /tmp/acdc_bench/abl-genesis4500
     python benchmarks/acdc_ablations.py
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results/acdc_ablations"
-MAIN = ROOT / "benchmarks/results/acdc_fewlabel/results.csv"
+MAIN = ROOT / "benchmarks/results/acdc_fewlabel/earlier_protocol/results.csv"
 METHODS_TABLE = ROOT / "benchmarks/results/acdc_methods/results.csv"
 sys.path.insert(0, str(ROOT / "src"))
 from planessl.experiment import read_rows, write_rows  # noqa: E402
@@ -128,7 +128,7 @@ def report() -> int:
     text = [
         "# ACDC few-label ablations", "",
         (__doc__ or "").split("Every ablation")[0].strip(), "",
-        "Protocol: `benchmarks/results/acdc_fewlabel/README.md` (test patients 085-100, 5 "
+        "Protocol: `benchmarks/results/acdc_fewlabel/earlier_protocol/README.md` (the earlier, ARV-only protocol: test patients 085-100, 5 "
         "validation patients, seeds 0-2, `configs/acdc_finetune.yaml`, "
         "`configs/acdc_pretrain.yaml` unless the row says otherwise). Scratch rows are the "
         "main benchmark's committed cells (the same recipe and seeds; fine-tuning is "
