@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="copy the finished pretraining runs of another work folder's experiment")
     args = ap.parse_args(argv)
     results = args.results or (RESULTS if args.protocol == "stratified" else EARLIER_RESULTS)
-    command = "python benchmarks/acdc_fewlabel.py " + " ".join(argv or sys.argv[1:])
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report"]
+    command = "python benchmarks/acdc_fewlabel.py " + " ".join(given)  # the grid's command
     if not args.data.is_dir():
         print(f"skip: {args.data} not found")
         return 0
