@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import importlib
 import json
-import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ from typing import Callable, Iterable, Sequence
 from planessl.cache import SCHEMA_VERSION, STUDIES, rebuild_manifest, write_study
 from planessl.errors import InputFileError, PlaneSSLError
 from planessl.io.sources import Skipped, SourceStudy, describe_error, opaque_id, source_hash
+from planessl.parallel import process_pool as _pool
 
 
 @dataclass(frozen=True)
@@ -226,12 +226,6 @@ def _load_and_write(fmt_name: str, source: SourceStudy, study_id: str, shash: st
     folder = write_study(cache, study, source_hash=shash)
     meta = json.loads((folder / "study.json").read_text())
     return study_summary(meta), skipped
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
 def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",

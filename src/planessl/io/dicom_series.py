@@ -19,7 +19,7 @@ import numpy as np
 
 from planessl.errors import GeometryError
 from planessl.geometry import CARDIAC_APEX_DIRECTION, Plane, plane_angle_deg, stack_geometry
-from planessl.io.dicom_scan import ImageRecord
+from planessl.io.dicom_records import ImageRecord
 from planessl.io.sources import Skipped
 from planessl.io.views import (is_localizer_name, knee_view_from_geometry, lax_from_geometry,
                                localizer_evidence, sax_from_geometry, view_from_name)
