@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -74,10 +73,6 @@ class _Stack:
 
     def files(self) -> list[str]:
         return sorted({r.path for sl in self.slices for r, _ in sl})
-
-
-def _name(path: str) -> str:
-    return Path(path).name
 
 
 _COS_TOLERANCE = float(np.cos(np.radians(ORIENTATION_TOLERANCE_DEG)))
@@ -163,7 +158,8 @@ def _positions(group: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
                 why = "no trigger time to order it as a cine frame" if tt is None or prev is None \
                     else f"same trigger time {tt:g} ms"
                 skipped.append(Skipped(im[0].path, f"duplicate slice position: same position "
-                                                   f"as {_name(kept[0][0].path)} and {why}; "
+                                                   f"as the image of InstanceNumber "
+                                                   f"{kept[0][0].instance_number} and {why}; "
                                                    f"image not cached"))
                 continue
             kept.append(im)
@@ -219,7 +215,7 @@ def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Sta
                 for k in near:
                     old = by_pos.pop(k)[1]
                     _skip_group(old, f"duplicate slice position: repeated by a later series "
-                                     f"({_name(sl[0][0].path)}); kept the later one", skipped)
+                                     f"(series {s.series_number}); kept the later one", skipped)
                 by_pos[key] = (s, sl)
         slices = [v[1] for _, v in sorted(by_pos.items())]
         text = " ".join(s.text for s in c)
@@ -418,7 +414,7 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
         try:
             geo = stack_geometry(planes, toward=toward)
         except GeometryError as exc:  # cannot happen for grouped planes; kept for safety
-            raise GeometryError(f"{_name(slices[0][0][0].path)}: {exc}") from None
+            raise GeometryError(f"series {stack.series_number}: {exc}") from None
         slices = [slices[k] for k in geo.order]
         planes = [planes[k] for k in geo.order]
         reason += "; slices ordered " + ("base -> apex" if toward is not None else
