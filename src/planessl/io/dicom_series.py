@@ -178,9 +178,11 @@ def _positions(group: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
 
 
 def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Stack]:
-    """Merge parallel single-series stacks of one SAX acquisition into one stack."""
-    def candidate(s: _Stack) -> bool:
-        return not s.localizer and view_from_name(s.text)[0] in (None, "sax")
+    """Merge parallel one-slice series of one SAX acquisition into one stack (stacks of
+    several slices are complete series: an LGE stack is never merged with a localizer)."""
+    def candidate(s: _Stack) -> bool:  # one slice of a stack stored one series per slice
+        return (len(s.slices) == 1 and not s.localizer
+                and view_from_name(s.text)[0] in (None, "sax"))
 
     def loc_named(s: _Stack) -> bool:
         return is_localizer_name(s.text)

@@ -122,6 +122,7 @@ class SkipRecorder:
         self.file_ids: dict[str, str] = {}
         self._where: dict[str, tuple[str, str]] = {}      # abs path -> (study id, position)
         self._names: dict[str, set[str]] = {}             # study id -> quotable names
+        self._folders: dict[str, tuple[str, str]] = {}    # abs folder -> (study id, position)
 
     def add_study(self, study_id: str, source: SourceStudy) -> None:
         """Remember where each file of a discovered study lies (before it is loaded)."""
@@ -138,6 +139,16 @@ class SkipRecorder:
                         study_id, f"series {number}, image {k + 1} of {len(ranked)}")
         for k, f in enumerate(files):
             self._where.setdefault(f, (study_id, f"file {k + 1} of {len(files)} of the study"))
+        folders: dict[str, set[int]] = {}
+        for r in records or []:
+            folders.setdefault(os.path.dirname(os.path.abspath(r.path)), set()).add(
+                r.series_number)
+        for f in files:
+            folders.setdefault(os.path.dirname(f), set())
+        for d, numbers in folders.items():
+            what = (f"a file beside series {', '.join(map(str, sorted(numbers)))}"
+                    if numbers else "a file in a folder of the study")
+            self._folders.setdefault(d, (study_id, what))
         names = self._names.setdefault(study_id, set())
         for f in files:
             names.update(_quotable(f))
@@ -150,7 +161,8 @@ class SkipRecorder:
         k, _ = relative_to_sources(item.path, self.roots)
         if len(self.roots) > 1 and k is not None:
             out["source"] = k + 1
-        study, position = self._where.get(full, (None, None))
+        study, position = self._where.get(full) or self._folders.get(
+            os.path.dirname(full), (None, None))
         if study is not None:
             out["study"] = study
             out["position"] = position
