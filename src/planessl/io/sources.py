@@ -62,23 +62,11 @@ class Skipped:
     reason: str
     cached: bool = False
 
-    def as_dict(self, roots: Sequence[str | Path] | None = None) -> dict:
-        """``{"path", "reason"}``; with ``roots`` (the sources given to ingest) the path is
-        relative to the source holding it (see :func:`relative_to_sources`), and
-        ``"source"`` (1-based) says which one when there are several."""
-        if roots is None:
-            return {"path": self.path, "reason": self.reason}
-        k, rel = relative_to_sources(self.path, roots)
-        out = {"path": rel, "reason": self.reason}
-        if len(roots) > 1 and k is not None:
-            out["source"] = k + 1
-        return out
-
 
 def relative_to_sources(path: str | Path, roots: Sequence[str | Path]
                         ) -> tuple[int | None, str]:
-    """``(index of the source, path relative to it)`` for the manifest, whose readers must
-    not learn the folder names above a source (they can carry PHI).
+    """``(index of the source, path relative to it)``: which source given to ingest holds a
+    file (the manifest records the index, never the path).
 
     A folder source holds the paths below it (itself is ``"."``); a file source is named by
     its file name. A path under no source keeps only its file name (index ``None``). The
