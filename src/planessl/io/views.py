@@ -3,10 +3,11 @@
 Names (SeriesDescription, ProtocolName, folder names such as the Kaggle DSB ``sax_12``,
 ``2ch_3``, ``4ch_7``) are lower-cased and split into words first. Geometry decides when the
 name says nothing: a SAX stack is >= 3 parallel slices whose normal is within
-:data:`SAX_MAX_ANGLE_DEG` of the typical cardiac long axis; a long-axis view is a plane that
-contains the long axis of the study's SAX stack (the stack normal through its centre); which
-chamber view it is comes from its rotation about that axis (a heuristic, said so in the
-reason). Every decision returns the reason, which ingest records.
+:data:`SAX_MAX_MEASURED_ANGLE_DEG` of the exam's measured long axis (without one, within
+:data:`SAX_MAX_ANGLE_DEG` of the typical cardiac long axis); a long-axis view is a plane that
+contains the exam's long axis; which chamber view it is comes from its rotation about that
+axis (a heuristic, said so in the reason). Every decision returns the reason, which ingest
+records.
 
 Localizers (scouts) are told from the cine views they resemble by
 :mod:`planessl.io.localizers`. A named view is checked against the exam's long axis when one
