@@ -178,10 +178,12 @@ def _positions(group: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
 
 
 def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Stack]:
-    """Merge parallel one-slice series of one SAX acquisition into one stack (stacks of
-    several slices are complete series: an LGE stack is never merged with a localizer)."""
-    def candidate(s: _Stack) -> bool:  # one slice of a stack stored one series per slice
-        return (len(s.slices) == 1 and not s.localizer
+    """Merge parallel series of one SAX cine acquisition (one series per slice, or per
+    breath-hold) into one stack. Single-frame series merge only one slice each: a single-frame
+    stack of several slices is a whole series (a SAX localizer, a late-enhancement stack), so
+    two of them are never merged into one."""
+    def candidate(s: _Stack) -> bool:
+        return ((len(s.slices) == 1 or s.n_frames > 1) and not s.localizer
                 and view_from_name(s.text)[0] in (None, "sax"))
 
     def loc_named(s: _Stack) -> bool:
