@@ -126,25 +126,29 @@ def test_keys_table_outside_the_cache(tmp_path, capsys):
     assert not inside.exists()
 
 
-def test_manifest_paths_relative_to_the_source(tmp_path, capsys):
+def test_manifest_names_skipped_files_by_id_not_path(tmp_path, capsys):
     secret = tmp_path / "Doe_Jane_1970"  # folder names above the source can carry PHI
     src = secret / "export"
     write_cardiac_study(src / "exam", "1.2.9.51", n_slices=3, n_frames=2)
     (src / "exam" / "notes.txt").write_text("not an image")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "junk.bin").write_bytes(b"\0" * 10)
-    out = tmp_path / "cache"
+    out, keys = tmp_path / "cache", tmp_path / "keys.csv"
     assert main(["ingest", str(src), str(tmp_path / "other"), "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--keys", str(keys)]) == 0
     printed = capsys.readouterr().out
     assert str(src / "exam" / "notes.txt") in printed  # the user's terminal: full paths
     manifest = json.loads((out / "manifest.json").read_text())
-    entries = {e["path"]: e for e in manifest["skipped"]}
-    assert set(entries) == {"exam/notes.txt", "junk.bin"}
-    assert entries["exam/notes.txt"]["source"] == 1 and entries["junk.bin"]["source"] == 2
-    assert "Doe_Jane" not in (out / "manifest.json").read_text()
+    ids = {r["source_key"]: r["cache_id"] for r in csv.DictReader(keys.open())}
+    notes, junk = ids[f"file:{src / 'exam' / 'notes.txt'}"], ids[f"file:{tmp_path / 'other' / 'junk.bin'}"]
+    entries = {e["file"]: e for e in manifest["skipped"]}
+    assert set(entries) == {notes, junk}
+    assert entries[notes]["source"] == 1 and entries[junk]["source"] == 2
+    text = (out / "manifest.json").read_text()
+    for name in ("Doe_Jane", "export", "exam", "notes.txt", "junk.bin"):
+        assert name not in text
     assert main(["summary", str(out)]) == 0
-    assert "  exam/notes.txt: not a DICOM file" in capsys.readouterr().out
+    assert f"  {notes} (source 1): not a DICOM file" in capsys.readouterr().out
 
 
 def test_relative_to_sources_picks_the_deepest_source(tmp_path):

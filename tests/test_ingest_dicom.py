@@ -1,5 +1,6 @@
 """DICOM ingest: DSB layout, views, stacks and cines, enhanced MR, bad input, PHI, resume."""
 
+import csv
 import dataclasses
 import importlib.util
 import json
@@ -155,12 +156,16 @@ def test_bad_input_corpus_one_line_each_rest_cached(tmp_path, capsys):
     src = tmp_path / "src"
     expect = make_bad_corpus(src)
     out = tmp_path / "cache"
+    keys = tmp_path / "keys.csv"
     rc = main(["ingest", str(src), str(src / "empty"), "--out", str(out), "--workers", "2",
-               "--no-progress"])
+               "--no-progress", "--keys", str(keys)])
     assert rc == 0
     printed = capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
-    lines = {Path(s["path"]).name: s["reason"]
+    # the cache names files by opaque id; the --keys table (outside it) holds their paths
+    path_of = {row["cache_id"]: row["source_key"].removeprefix("file:")
+               for row in csv.DictReader(keys.open())}
+    lines = {Path(path_of[s["file"]]).name: s["reason"]
              for s in manifest["skipped"] + manifest["warnings"]}
     lines[src.name + "/empty"] = ""
     for name, words in expect.items():

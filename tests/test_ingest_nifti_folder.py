@@ -120,7 +120,9 @@ def test_cli_format_nifti_and_summary(challenge, tmp_path, capsys):
     assert "2 studies; 3 files skipped" in text
     rows = [line for line in text.splitlines() if " yes " in line]
     assert len(rows) == 2 and all("sax " in r and "x2" in r for r in rows)
-    assert "001_LA_ES_gt.nii.gz: label volume on another grid" in text
+    # the cache names files by opaque id and position, never by name (issue 20)
+    assert "of the study): label volume on another grid than its image <file>" in text
+    assert "001_LA_ES" not in text
 
 
 def test_nothing_cached_names_formats(tmp_path, capsys):

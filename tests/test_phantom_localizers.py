@@ -12,7 +12,8 @@ from planessl.cli import main
 from planessl.data.pretrain import SampleSpec, channel_planes, make_sample
 from planessl.engine import load_weights
 from planessl.geometry import intersection_line, plane_angle_deg
-from planessl.io.views import angle_deg, localizer_evidence
+from planessl.io.localizers import SeriesFacts, localizer_evidence
+from planessl.io.views import angle_deg
 from planessl.phantom import make_anatomy, make_study
 from planessl.phantom.planning import ideal_planes
 from planessl.phantom.subject import PRESETS
@@ -147,7 +148,7 @@ def test_dicom_round_trip_tells_localizers_from_cines(tmp_path, capsys):
             assert a.thickness == pytest.approx(b.thickness)
         if r.view in LOCALIZER_VIEWS:
             assert s.view_reason.startswith("localizer:")
-            assert "series description says" in s.view_reason
+            assert "series name says" in s.view_reason
             assert "single frame" in s.view_reason
         else:
             assert "localizer" not in s.view_reason
@@ -174,25 +175,67 @@ def test_localizers_without_telling_names_by_frames_and_thickness(tmp_path):
     assert {s.view for s in got.series} == ALL_VIEWS
     for view in LOCALIZER_VIEWS:
         (s,) = got.views(view)
-        assert "series description says" not in s.view_reason
+        assert "series name says" not in s.view_reason
         assert s.view_reason.startswith("localizer: single frame")
-        assert "cine of the same view" in s.view_reason
+        assert f"a {view[4:]} cine is in the exam" in s.view_reason
+
+
+def _cine(text, number, thickness=7.0, time=None, frames=25):
+    return SeriesFacts(text, "ORIGINAL\\PRIMARY\\M\\ND\\RETRO", "tfi2d1_14", frames,
+                       thickness, number, time)
 
 
 def test_localizer_evidence_rules():
-    yes, why = localizer_evidence("SAX LOC", False, 1, 9.0, 25, 8.0, True)
+    F = SeriesFacts
+    cines = [_cine("TF Cine Retro_iPAT 4C", 6), _cine("TF Cine Retro_iPAT 2C", 7),
+             _cine("TF Cine Retro_iPAT LVOT", 8), _cine("TF Cine Retro_iPAT SAO", 10)]
+    # Names and ImageType decide, whatever the frames or order.
+    yes, why = localizer_evidence(F("SAX LOC", n_frames=1, series_number=20), cines)
     assert yes and "'loc'" in why
-    yes, why = localizer_evidence("tri pilot", False, 5, 8.0, 25, 8.0, False)
-    assert yes  # the name decides even with several frames
-    assert localizer_evidence("x", True, 1, None, 1, None, False)[0]  # ImageType LOCALIZER
-    yes, why = localizer_evidence("cine 2ch", False, 1, 10.0, 25, 8.0, False)
-    assert yes and "10.0 mm slices (cines 8.0 mm)" in why
-    yes, why = localizer_evidence("2ch", False, 1, 8.0, 25, 8.0, True)
-    assert yes and "cine of the same view" in why
-    no, why = localizer_evidence("3ch", False, 1, 8.0, 25, 8.0, False)
-    assert not no and why.startswith("not a localizer")
-    assert localizer_evidence("2ch", False, 25, 8.0, 25, 8.0, True) == (False, "")
-    assert localizer_evidence("sax", False, 1, 12.0, 1, None, False) == (False, "")  # no cines
+    assert localizer_evidence(F("tri pilot", n_frames=5), cines)[0]
+    assert localizer_evidence(F("x", "ORIGINAL\\PRIMARY\\LOCALIZER"), [])[0]
+    for name in ("localizer", "3-Plane Loc", "Survey_SA", "SCOUT 4ch"):
+        assert localizer_evidence(F(name, series_number=30), cines)[0], name
+    # The Siemens exam of issue 20: trufi localizers thinner than the cines, acquired first.
+    yes, why = localizer_evidence(F("trufi_2-chamber", "ORIGINAL\\PRIMARY\\M\\ND",
+                                    "*tfiseg2d1", 1, 6.0, 3), cines)
+    assert yes and "acquired before the cines (series 3; first cine series 6)" in why
+    assert "a 2ch cine is in the exam" in why and "6.0 mm slices (cines 7.0 mm)" in why
+    # A late single-frame SAX stack (LGE, T1 map) is not one, beside a SAX cine or not.
+    for name, kind in (("PSIR SAX", "psir"), ("T1 map SAX", "t1 map"), ("sa stack", None)):
+        no, why = localizer_evidence(F(name, n_frames=1, thickness=8.0, series_number=30),
+                                     cines)
+        assert not no and why.startswith("not a localizer")
+        assert (f"'{kind}'" if kind else "acquired after the cines") in why, why
+    # Order by AcquisitionTime first, SeriesNumber where the times are missing.
+    timed = [_cine("cine 4ch", 6, time=36000.0), _cine("cine sax", 10, time=36600.0)]
+    assert localizer_evidence(F("bssfp", n_frames=1, series_number=40, acquisition_time=35000.0),
+                              timed)[0]
+    no, why = localizer_evidence(F("bssfp", n_frames=1, series_number=2,
+                                   acquisition_time=40000.0), timed)
+    assert not no and "acquired after the cines (series 2, 11:06:40" in why
+    # Siemens HASTE, GE SSFSE: single-shot scouts, even between the cines.
+    yes, why = localizer_evidence(F("haste_tra", sequence_name="*h2d1_320", n_frames=1,
+                                    series_number=9), cines)
+    assert yes and "single-shot sequence 'haste'" in why
+    assert localizer_evidence(F("tra", sequence_name="*h2d1_320", n_frames=1,
+                                series_number=9), cines)[0]
+    # Between the cines with nothing else: not a localizer; a cine of its view decides.
+    no, why = localizer_evidence(F("bssfp", n_frames=1, series_number=9), cines)
+    assert not no and "acquired between the cines (series 9)" in why
+    assert localizer_evidence(F("bssfp 2c", n_frames=1, series_number=9), cines)[0]
+    # Thickness is weak: it decides only when the order is unknown.
+    thick = F("bssfp", n_frames=1, thickness=10.0)
+    assert localizer_evidence(thick, [_cine("cine", 0, thickness=8.0)])[0]
+    assert not localizer_evidence(F("bssfp", n_frames=1, thickness=10.0, series_number=9),
+                                  cines)[0]
+    # Derived images and TI scouts are not localizers.
+    assert not localizer_evidence(F("SAX", "DERIVED\\PRIMARY\\MAP", n_frames=1,
+                                    series_number=2), cines)[0]
+    assert not localizer_evidence(F("TI scout", n_frames=1, series_number=2), cines)[0]
+    # A cine, or a single-frame series in an exam without cines: nothing to say.
+    assert localizer_evidence(_cine("2ch", 1), cines) == (False, "")
+    assert localizer_evidence(F("sax", n_frames=1, thickness=12.0), []) == (False, "")
 
 
 # ----------------------------------------------------------------------------- training

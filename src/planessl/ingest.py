@@ -5,24 +5,26 @@ each study's files, skip the studies the cache already holds unchanged, then ``l
 write the others (in worker processes when ``workers > 1``; each worker writes its study
 atomically, so only small summaries travel back). The manifest is rebuilt at the end, also
 after an interruption, so an interrupted ingest leaves a valid cache that a re-run completes.
-Paths in the manifest are relative to the source that holds them (folder names can carry PHI).
+The manifest names skipped files by opaque id and position, never by path (folder and file
+names can carry PHI); ``--keys`` maps the ids back, outside the cache.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from planessl.cache import SCHEMA_VERSION, STUDIES, rebuild_manifest, write_study
 from planessl.errors import InputFileError, PlaneSSLError
-from planessl.io.sources import Skipped, SourceStudy, describe_error, opaque_id, source_hash
+from planessl.io.sources import (SkipRecorder, Skipped, SourceStudy, describe_error, opaque_id,
+                                 source_hash)
+from planessl.parallel import process_pool as _pool
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class IngestReport:
     interrupted: bool = False
     #: Source study key -> cache id of every cached study (for ``--keys``; never cached).
     keys: dict[str, str] = field(default_factory=dict)
+    #: Path -> opaque id of every skipped or warned file (the cache names them by id only).
+    file_ids: dict[str, str] = field(default_factory=dict)
     tried: dict[str, list[str]] = field(default_factory=dict)   # format -> sources read as it
     detected: bool = False                                       # formats from ``auto``
 
@@ -228,12 +232,6 @@ def _load_and_write(fmt_name: str, source: SourceStudy, study_id: str, shash: st
     return study_summary(meta), skipped
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-
-
 def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
            workers: int = 1, salt: str | None = None, progress: bool | None = None,
            force: bool = False, assume_spacing_mm: float | None = None) -> IngestReport:
@@ -294,8 +292,10 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
     todo = []
     seen: dict[str, str] = {}
     keys: dict[str, str] = {}
+    recorder = SkipRecorder(sources, salt)
     for name, src in found:
         sid = opaque_id(src.key, salt)
+        recorder.add_study(sid, src)
         if sid in seen:
             report.skipped.append(Skipped(str(src.files[0]) if src.files else "?",
                                           "the same study also appears in another source; "
@@ -329,9 +329,10 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
         raise
     finally:
         bar.close()
-        roots = [Path(s) for s in sources]
-        rebuild_manifest(out, skipped=[s.as_dict(roots) for s in report.skipped],
-                         warnings=[s.as_dict(roots) for s in report.warnings])
+        # the cache names skipped files by opaque id and position (no source names)
+        rebuild_manifest(out, skipped=[recorder.record(s) for s in report.skipped],
+                         warnings=[recorder.record(s) for s in report.warnings])
+        report.file_ids = dict(recorder.file_ids)
         cached = {e["id"] for e in report.cached}
         report.keys = {k: sid for k, sid in keys.items() if sid in cached}
     return report

@@ -32,8 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "default: a 1 mm placeholder); use --force to change it in a cache")
     p.add_argument("--keys", metavar="FILE", default=None,
                    help="also write the CSV table source_key,cache_id (each cached study's "
-                        "key in its source, e.g. its StudyInstanceUID, and its opaque id) to "
-                        "FILE, which must lie outside the cache: keep it with your own records")
+                        "key in its source, e.g. its StudyInstanceUID, and its opaque id; and "
+                        "file:PATH,file-ID for each skipped or warned file, which the cache "
+                        "names by id only) to FILE, which must lie outside the cache: keep "
+                        "it with your own records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -47,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
                     force=args.force, assume_spacing_mm=args.assume_spacing)
     print(report.table())
     if keys is not None:
-        write_key_table(keys, report.keys)
-        print(f"keys: {len(report.keys)} source key(s) -> cache id written to {keys}")
+        files = {f"file:{path}": fid for path, fid in report.file_ids.items()}
+        write_key_table(keys, {**report.keys, **files})
+        more = f" and {len(files)} skipped file(s) -> file id" if files else ""
+        print(f"keys: {len(report.keys)} source key(s) -> cache id{more} written to {keys}")
     if not report.cached:
         print(f"planessl: error: {report.nothing_cached()}", file=sys.stderr)
         return 1

@@ -44,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "pseudo-4CH single slices and a SAX localizer stack (single frame, "
                         "thick slices, larger planning errors; views loc_2ch, loc_4ch, loc_sax; "
                         "DICOM only). The cines are the same with or without them")
+    p.add_argument("--vendor", default=None, choices=("siemens", "ge", "philips"),
+                   help="name, number and time the series as that vendor's exam and store it "
+                        "as an anonymised export (DICOM only): localizers first (Siemens "
+                        "trufi_2-chamber/4-chamber/short-axis, thinner than the cines; GE "
+                        "FIESTA; Philips sBTFE/Survey), cines after them (Siemens TF Cine "
+                        "Retro_iPAT 4C/2C/LVOT/SAO; GE FIESTA CINE; Philips BTFE_BH), blank "
+                        "Study/Series/SOP/FrameOfReference UIDs, folders <subject>/"
+                        "<PatientName>/<StudyDate>/Series0003_<description>/, files without "
+                        "extension")
     p.add_argument("--anatomy", default="cardiac",
                    help="cardiac (default) | knee: knee exams (sagittal, coronal, axial "
                         "proton-density fat-suppressed stacks; targets abnormal, acl, meniscus, "
@@ -65,6 +74,8 @@ def _check(args: argparse.Namespace) -> dict:
                                 f"--format {args.format}")
         if getattr(args, "localizers", False):
             raise PlaneSSLError("--localizers are cardiac; knee phantoms have none")
+        if getattr(args, "vendor", None):
+            raise PlaneSSLError("--vendor names cardiac series; knee phantoms have their own")
         if args.subjects < 0 or args.workers < 1 or args.preset not in PRESET_NAMES:
             raise PlaneSSLError("--subjects must be >= 0, --workers >= 1, --preset small|full")
         return {"subjects": args.subjects, "format": args.format, "seed": args.seed,
@@ -93,6 +104,11 @@ def _check(args: argparse.Namespace) -> dict:
               "breath_hold_mm": args.breath_hold_mm}
     if localizers:  # only when asked: run files of runs without them stay as they were
         config["localizers"] = True
+    vendor = getattr(args, "vendor", None)
+    if vendor:
+        if args.format != "dicom":
+            raise PlaneSSLError(f"--vendor names DICOM series; not for --format {args.format}")
+        config["vendor"] = vendor
     return config
 
 
@@ -129,6 +145,7 @@ def _prepare_out(out: Path, config: dict) -> set[str]:
     same = previous is not None and all(previous.get(k) == config[k] for k in
                                         ("format", "seed", "preset", "frames", "breath_hold_mm")) \
         and previous.get("localizers", False) == config.get("localizers", False) \
+        and previous.get("vendor") == config.get("vendor") \
         and previous.get("anatomy", "cardiac") == config.get("anatomy", "cardiac")
     if not same:
         raise PlaneSSLError(f"{out}: output folder is not empty and holds no earlier run of "
@@ -160,7 +177,8 @@ def _write_one(job: tuple[int, dict, str]) -> str:
     study = make_study(config["seed"], index, config["preset"], frames=config["frames"],
                        breath_hold_mm=config["breath_hold_mm"],
                        localizers=config.get("localizers", False))
-    path = write_subject(study, out, config["format"], index, subject_info(config["seed"], index))
+    path = write_subject(study, out, config["format"], index, subject_info(config["seed"], index),
+                         vendor=config.get("vendor"))
     return path.name
 
 

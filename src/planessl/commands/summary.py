@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def summary(cache_path: str) -> dict:
     """``{"studies": [{"id", "views": {view: {"slices", "frames"}}, "labels"}],
-    "skipped": [{"path", "reason"}]}`` (only the views a study has)."""
+    "skipped": [{"file", "source", "study", "position", "reason"}]}`` (only the views a study
+    has; skipped files are named by opaque id, see :class:`planessl.io.sources.SkipRecorder`)."""
     from planessl.cache import Cache
 
     cache = Cache(cache_path)
@@ -23,9 +24,19 @@ def summary(cache_path: str) -> dict:
                 "views": {v: {"slices": int(c["slices"]), "frames": int(c["frames"])}
                           for v, c in e["views"].items()},
                 "labels": bool(e["labels"])} for e in cache.entries]
-    skipped = [{"path": s["path"], "reason": s["reason"]}
+    skipped = [{k: s[k] for k in ("file", "source", "study", "position", "reason") if k in s}
                for s in cache.manifest.get("skipped", [])]
     return {"studies": studies, "skipped": skipped}
+
+
+def describe_skipped(record: dict) -> str:
+    """``file-ID (source 2, study ID, series 3, image 2 of 25)`` for a manifest record
+    (paths are not in the cache: the ``--keys`` table of the ingest maps ids to paths)."""
+    where = [f"source {record['source']}"] if "source" in record else []
+    if "study" in record:
+        where += [f"study {record['study']}", record.get("position", "")]
+    name = record.get("file", record.get("path", "?"))  # "path": caches of older versions
+    return name + (f" ({', '.join(w for w in where if w)})" if where else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{s['id']:<18}{'yes' if s['labels'] else 'no':<8}{views}")
     print(f"{len(data['studies'])} studies; {len(data['skipped'])} files skipped")
     for s in data["skipped"]:
-        print(f"  {s['path']}: {s['reason']}")
+        print(f"  {describe_skipped(s)}: {s['reason']}")
     return 0

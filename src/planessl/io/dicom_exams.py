@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from planessl.io.dicom_scan import ImageRecord
+from planessl.io.dicom_records import ImageRecord
 
 FOR_EVIDENCE = "its FrameOfReferenceUID"
 

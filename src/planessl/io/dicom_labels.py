@@ -85,7 +85,7 @@ def read_sidecar(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def sidecar_label_maps(sidecars: list[str], records: list, skipped: list[Skipped]) -> LabelMap:
     """Label map of each image that a sidecar covers.
 
-    ``records`` are :class:`planessl.io.dicom_scan.ImageRecord`. A sidecar that is bad (see
+    ``records`` are :class:`planessl.io.dicom_records.ImageRecord`. A sidecar that is bad (see
     :func:`read_sidecar`) or does not match the images of its folder adds one warning to
     ``skipped`` naming it; the images are still cached, without these labels.
     """

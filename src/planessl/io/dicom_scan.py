@@ -17,7 +17,7 @@ descriptions are used only to recognise views.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +28,18 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from planessl.errors import GeometryError, InputFileError
 from planessl.geometry import Plane
-from planessl.study import normalise_laterality
-from planessl.io.dicom_fast import read_fast_header
 from planessl.io.dicom import _frame_item, number_of_frames, pixel_frames, planes_from_dataset
+from planessl.io.dicom_exams import group_exams
+from planessl.io.dicom_fast import read_fast_header
+from planessl.io.dicom_labels import is_sidecar, sidecar_label_maps
+from planessl.io.dicom_records import ImageRecord, dicom_time_seconds
+from planessl.io.dicom_series import build_study
 from planessl.io.sources import Skipped, SourceStudy, describe_error
+from planessl.parallel import process_pool
+from planessl.study import normalise_laterality
+
+__all__ = ["ImageRecord", "SCAN_TAGS", "discover_dicom", "load_dicom", "read_record_pixels",
+           "scan_file", "scan_files", "walk_files"]
 
 #: Header tags read in the scan (everything else is skipped unparsed).
 SCAN_TAGS = [
@@ -43,35 +51,12 @@ SCAN_TAGS = [
     "RescaleSlope", "RescaleIntercept", "PhotometricInterpretation",
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
     "DirectoryRecordSequence", "PatientID", "StudyDate", "StudyTime", "Laterality",
-    "ImageLaterality",
+    "ImageLaterality", "SequenceName", "AcquisitionTime", "SeriesTime",
 ]
 _NATIVE_LE = {ExplicitVRLittleEndian: False, ImplicitVRLittleEndian: True}
 _PIXEL_TAGS = {b"\xe0\x7f\x10\x00": "PixelData", b"\xe0\x7f\x08\x00": "FloatPixelData",
                b"\xe0\x7f\x09\x00": "DoubleFloatPixelData"}
 _PIXEL_TAGS_BIG_ENDIAN = {b"\x7f\xe0\x00\x10", b"\x7f\xe0\x00\x08", b"\x7f\xe0\x00\x09"}
-
-
-@dataclass
-class ImageRecord:
-    """One 2D image found by the header scan (nothing here is written to the cache)."""
-
-    path: str
-    frame: int                  # frame index in the file (0 for classic images)
-    study_uid: str
-    series_uid: str
-    series_number: int
-    text: str                   # series description + protocol + folder name, for naming
-    frame_of_reference: str
-    plane: Plane
-    trigger_time: float | None
-    instance_number: int
-    knee: bool
-    localizer: bool
-    fast_pixels: tuple | None   # (offset, dtype, count) for a direct read, else None
-    slope: float = 1.0
-    intercept: float = 0.0
-    laterality: str | None = None  # "left" / "right" (knee) when the header says
-    exam_hint: str = ""         # PatientID|StudyDate|StudyTime when none is blank, else ""
 
 
 def _number(value, default=None):
@@ -199,6 +184,14 @@ def _raw_number(ds: Dataset, keyword: str, default=None):
     return _number(ds.get(keyword), default) if value is not None else default
 
 
+def _values(value) -> list:
+    """A multi-valued element's values as a list (one value, or none, too)."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) \
+        else [value]
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     """A header value as stripped text ("" when absent or blank)."""
     return str(ds.get(keyword, "") or "").strip()
@@ -210,7 +203,7 @@ def _series_fields(ds: Dataset, path: Path) -> dict:
            _raw(ds, "FrameOfReferenceUID"), _raw(ds, "SamplesPerPixel"),
            _raw(ds, "BodyPartExamined"), _raw(ds, "SeriesNumber"), _raw(ds, "PatientID"),
            _raw(ds, "StudyDate"), _raw(ds, "StudyTime"), _raw(ds, "Laterality"),
-           _raw(ds, "ImageLaterality"))
+           _raw(ds, "ImageLaterality"), _raw(ds, "SequenceName"), _raw(ds, "SeriesTime"))
     hit = _SERIES_CACHE.get(key)
     if hit is not None:
         return hit
@@ -219,7 +212,7 @@ def _series_fields(ds: Dataset, path: Path) -> dict:
                                    f"not an MR magnitude image")
     text = " ".join(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName"))
     text = f"{text} {path.parent.name}"
-    image_type = " ".join(str(v) for v in (ds.get("ImageType") or []))
+    image_type = "\\".join(str(v).strip().upper() for v in _values(ds.get("ImageType")))
     body = str(ds.get("BodyPartExamined", "") or "")
     number = int(_number(ds.get("SeriesNumber"), 0))
     # Without a SeriesInstanceUID a series is the folder holding its files plus its number
@@ -238,7 +231,10 @@ def _series_fields(ds: Dataset, path: Path) -> dict:
         "laterality": (normalise_laterality(_text(ds, "Laterality"))
                        or normalise_laterality(_text(ds, "ImageLaterality"))
                        or normalise_laterality(body) or normalise_laterality(text)),
-        "localizer": "LOCALIZER" in image_type.upper()}
+        "localizer": "LOCALIZER" in image_type.split("\\"),
+        "image_type": image_type, "sequence_name": _text(ds, "SequenceName"),
+        # the series' time; each image's own AcquisitionTime replaces it where given
+        "acquisition_time": dicom_time_seconds(_raw(ds, "SeriesTime"))}
     if len(_SERIES_CACHE) > _CACHE_LIMIT:
         _SERIES_CACHE.clear()
     _SERIES_CACHE[key] = fields
@@ -265,10 +261,12 @@ def _classic_plane(ds: Dataset, path: Path) -> Plane:
 #: Per-file values (parsed from their bytes on every file); every other value the scan uses
 #: is part of the key of :data:`_TEMPLATE_CACHE`.
 _PER_FILE = {"TriggerTime": "trigger_time", "InstanceNumber": "instance_number",
-             "RescaleSlope": "slope", "RescaleIntercept": "intercept"}
+             "RescaleSlope": "slope", "RescaleIntercept": "intercept",
+             "AcquisitionTime": "acquisition_time"}
 _KEY_TAGS = sorted(tag_for_keyword(k) for k in SCAN_TAGS if k not in _PER_FILE)
 _PER_FILE_TAGS = {tag_for_keyword(k): k for k in _PER_FILE}
-_TT, _IN, _RS, _RI = (tag_for_keyword(k) for k in _PER_FILE)
+_TT, _IN, _RS, _RI, _AT = (tag_for_keyword(k) for k in _PER_FILE)
+_ST = tag_for_keyword("SeriesTime")
 _WANTED = frozenset(_KEY_TAGS) | frozenset(_PER_FILE_TAGS)
 #: Records of the first file of each combination of shared header values (see scan_file).
 _TEMPLATE_CACHE: dict[tuple, list[ImageRecord]] = {}
@@ -308,6 +306,9 @@ def _scan_fast(path: str) -> list[ImageRecord] | None:
         intercept = _ascii_number(v.get(_RI), 0.0) or 0.0
     except ValueError:
         return None
+    acquired = dicom_time_seconds(v.get(_AT))
+    if acquired is None:
+        acquired = dicom_time_seconds(v.get(_ST))
     fast = template[0].fast_pixels
     if fast is not None:
         _, dtype, count = fast
@@ -319,7 +320,8 @@ def _scan_fast(path: str) -> list[ImageRecord] | None:
     n = len(template)
     return [replace(r, path=path, fast_pixels=fast, instance_number=instance,
                     trigger_time=float(r.frame) if tt is None and n > 1 else tt,
-                    slope=slope, intercept=intercept) for r in template]
+                    slope=slope, intercept=intercept, acquisition_time=acquired)
+            for r in template]
 
 
 def scan_file(path: str | Path) -> list[ImageRecord]:
@@ -349,6 +351,9 @@ def scan_file_pydicom(path: Path) -> list[ImageRecord]:
     base_slope = _raw_number(ds, "RescaleSlope", 1.0)
     base_intercept = _raw_number(ds, "RescaleIntercept", 0.0)
     instance = int(_raw_number(ds, "InstanceNumber", 0))
+    acquired = dicom_time_seconds(_raw(ds, "AcquisitionTime"))
+    if acquired is not None:
+        fields = {**fields, "acquisition_time": acquired}
     records = []
     for f, plane in enumerate(planes):
         tt, slope, intercept = base_tt, base_slope, base_intercept
@@ -403,9 +408,6 @@ def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = 
     the evidence of :func:`planessl.io.dicom_exams.group_exams` where it is blank)."""
     from tqdm import tqdm
 
-    from planessl.io.dicom_exams import group_exams
-    from planessl.io.dicom_labels import is_sidecar
-
     files, skipped = walk_files(paths)
     sidecars = [f for f in files if is_sidecar(f)]
     files = [f for f in files if not is_sidecar(f)]
@@ -414,9 +416,7 @@ def discover_dicom(paths: list[Path], workers: int = 1, progress: bool | None = 
                disable=None if progress is None else not progress)
     chunks = [files[i:i + chunk] for i in range(0, len(files), chunk)]
     if workers > 1 and len(chunks) > 1:
-        from planessl.ingest import _pool
-
-        with _pool(workers) as pool:
+        with process_pool(workers) as pool:
             for (recs, skips), part in zip(pool.map(scan_files, chunks), chunks):
                 records.extend(recs)
                 skipped.extend(skips)
@@ -499,9 +499,6 @@ def load_dicom(source: SourceStudy, study_id: str,
                skipped: list[Skipped] | None = None, series_records: list | None = None):
     """Read one study's pixels and build its series (see :mod:`planessl.io.dicom_series`;
     ``series_records`` is ``records`` of :func:`~planessl.io.dicom_series.build_study`)."""
-    from planessl.io.dicom_labels import sidecar_label_maps
-    from planessl.io.dicom_series import build_study
-
     skipped = [] if skipped is None else skipped
     records = source.payload["records"]
     labels = sidecar_label_maps(source.payload["labels"], records, skipped)

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from planessl.errors import GeometryError
 from planessl.geometry import CARDIAC_APEX_DIRECTION, Plane, plane_angle_deg, stack_geometry
-from planessl.io.dicom_scan import ImageRecord
+from planessl.io.dicom_records import ImageRecord
 from planessl.io.sources import Skipped
-from planessl.io.views import (is_localizer_name, knee_view_from_geometry, lax_from_geometry,
-                               localizer_evidence, sax_from_geometry, view_from_name)
+from planessl.io.localizers import (SeriesFacts, is_localizer_name, localizer_evidence,
+                                    named_localizer)
+from planessl.io.views import (axis_check, exam_long_axis, knee_view_from_geometry,
+                               lax_from_geometry, sax_from_geometry, sax_slice_from_geometry,
+                               view_from_name)
 from planessl.study import CARDIAC_VIEWS, KNEE_VIEWS, LOCALIZER_OF, Series, Study
 
 Image = tuple[ImageRecord, np.ndarray]
@@ -43,6 +45,23 @@ class _Stack:
     slices: list[list[Image]]          # per position, frames in time order
     merged: int = 1
     notes: list[str] = field(default_factory=list)
+    image_type: str = ""
+    sequence_name: str = ""
+
+    @property
+    def acquisition_time(self) -> float | None:
+        """The earliest AcquisitionTime (else SeriesTime) of its images (s after midnight)."""
+        times = [r.acquisition_time for sl in self.slices for r, _ in sl
+                 if r.acquisition_time is not None]
+        return min(times) if times else None
+
+    def facts(self) -> SeriesFacts:
+        """What the localizer rule reads (:mod:`planessl.io.localizers`)."""
+        return SeriesFacts(text=self.text, image_type=self.image_type,
+                           sequence_name=self.sequence_name, n_frames=self.n_frames,
+                           thickness=self.planes[0].thickness,
+                           series_number=self.series_number,
+                           acquisition_time=self.acquisition_time)
 
     @property
     def planes(self) -> list[Plane]:
@@ -54,10 +73,6 @@ class _Stack:
 
     def files(self) -> list[str]:
         return sorted({r.path for sl in self.slices for r, _ in sl})
-
-
-def _name(path: str) -> str:
-    return Path(path).name
 
 
 _COS_TOLERANCE = float(np.cos(np.radians(ORIENTATION_TOLERANCE_DEG)))
@@ -143,7 +158,8 @@ def _positions(group: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
                 why = "no trigger time to order it as a cine frame" if tt is None or prev is None \
                     else f"same trigger time {tt:g} ms"
                 skipped.append(Skipped(im[0].path, f"duplicate slice position: same position "
-                                                   f"as {_name(kept[0][0].path)} and {why}; "
+                                                   f"as the image of InstanceNumber "
+                                                   f"{kept[0][0].instance_number} and {why}; "
                                                    f"image not cached"))
                 continue
             kept.append(im)
@@ -162,9 +178,13 @@ def _positions(group: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
 
 
 def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Stack]:
-    """Merge parallel single-series stacks of one SAX acquisition into one stack."""
+    """Merge parallel series of one SAX cine acquisition (one series per slice, or per
+    breath-hold) into one stack. Single-frame series merge only one slice each: a single-frame
+    stack of several slices is a whole series (a SAX localizer, a late-enhancement stack), so
+    two of them are never merged into one."""
     def candidate(s: _Stack) -> bool:
-        return not s.localizer and view_from_name(s.text)[0] in (None, "sax")
+        return ((len(s.slices) == 1 or s.n_frames > 1) and not s.localizer
+                and view_from_name(s.text)[0] in (None, "sax"))
 
     def loc_named(s: _Stack) -> bool:
         return is_localizer_name(s.text)
@@ -199,13 +219,14 @@ def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Sta
                 for k in near:
                     old = by_pos.pop(k)[1]
                     _skip_group(old, f"duplicate slice position: repeated by a later series "
-                                     f"({_name(sl[0][0].path)}); kept the later one", skipped)
+                                     f"(series {s.series_number}); kept the later one", skipped)
                 by_pos[key] = (s, sl)
         slices = [v[1] for _, v in sorted(by_pos.items())]
         text = " ".join(s.text for s in c)
         merged = _Stack(series_number=c[0].series_number, text=text,
                         frame_of_reference=c[0].frame_of_reference, localizer=False,
-                        slices=slices, merged=len(c))
+                        slices=slices, merged=len(c), image_type=c[0].image_type,
+                        sequence_name=c[0].sequence_name)
         out.append(merged)
     out.sort(key=lambda s: s.series_number)
     return out
@@ -247,24 +268,33 @@ def _frame_warning(images: list[Image], grouped_by: str) -> Skipped | None:
 
 def _localizers(stacks: list[_Stack]) -> list[tuple[bool, str]]:
     """``(is_localizer, reason)`` of each stack of a cardiac exam
-    (:func:`planessl.io.views.localizer_evidence`)."""
-    named = [s.localizer or is_localizer_name(s.text) for s in stacks]
-    cines = [s for s, n in zip(stacks, named) if s.n_frames > 1 and not n]
-    cine_frames = max((s.n_frames for s in cines), default=1)
-    thick = [s.planes[0].thickness for s in cines if s.planes[0].thickness is not None]
-    cine_thickness = float(np.median(thick)) if thick else None
-    cine_views = {view_from_name(s.text)[0] for s in cines} - {None}
-    out = []
-    for s in stacks:
-        nv = view_from_name(s.text)[0]
-        out.append(localizer_evidence(s.text, s.localizer, s.n_frames, s.planes[0].thickness,
-                                      cine_frames, cine_thickness,
-                                      nv in CARDIAC_VIEWS and nv in cine_views))
-    return out
+    (:func:`planessl.io.localizers.localizer_evidence`)."""
+    facts = [s.facts() for s in stacks]
+    cines = [f for f in facts if f.n_frames > 1 and not named_localizer(f)]
+    return [localizer_evidence(f, cines) for f in facts]
+
+
+def _long_axis(stacks: list[_Stack], result: dict[int, tuple[str, str]]):
+    """The exam's long axis from the stacks classified so far
+    (:func:`planessl.io.views.exam_long_axis`)."""
+    def planes_of(view: str) -> list[list[Plane]]:
+        return [stacks[k].planes for k, (v, _) in result.items() if v == view]
+
+    pairs = []
+    for what, two, four in (("cine", "2ch", "4ch"), ("localizer", "loc_2ch", "loc_4ch")):
+        pairs += [(what, a[0], b[0]) for a in planes_of(two) for b in planes_of(four)]
+    return exam_long_axis([p for p in planes_of("sax") if len(p) >= 3], pairs,
+                          planes_of("loc_sax"))
 
 
 def _classify(stacks: list[_Stack], knee: bool) -> list[tuple[_Stack, str, str]]:
-    """(stack, view, reason) for each stack."""
+    """(stack, view, reason) for each stack.
+
+    Cardiac: localizers first (:mod:`planessl.io.localizers`); then views named by the
+    series name; the exam's long axis (:func:`_long_axis`) then checks single named planes
+    (a plane named as a long-axis view but perpendicular to the axis is a SAX slice, one
+    named SAX that contains it is placed by geometry) and places the unnamed ones.
+    """
     result: dict[int, tuple[str, str]] = {}
     if knee:
         for k, s in enumerate(stacks):
@@ -278,46 +308,72 @@ def _classify(stacks: list[_Stack], knee: bool) -> list[tuple[_Stack, str, str]]
                 result[k] = (v, f"{loc}{merged}knee study; {why}")
         return [(s, *result[k]) for k, s in enumerate(stacks)]
     evidence = _localizers(stacks)
+    notes = {k: (f"{why}; " if why else "") + (f"merged from {s.merged} series; "
+                                                if s.merged > 1 else "")
+             for k, (s, (_, why)) in enumerate(zip(stacks, evidence))}
+    named_views: dict[int, tuple[str, str]] = {}
     for k, s in enumerate(stacks):
-        is_loc, why_loc = evidence[k]
-        note = f"{why_loc}; " if why_loc else ""
-        merged = f"merged from {s.merged} series; " if s.merged > 1 else ""
+        is_loc = evidence[k][0]
         nv, word = view_from_name(s.text)
-        if is_loc:
-            if nv in LOCALIZER_OF:
-                result[k] = (LOCALIZER_OF[nv], f"{note}{merged}name says '{word}'")
-            elif nv in CARDIAC_VIEWS:
-                result[k] = ("other", f"{note}{merged}name says '{word}': planessl has no "
-                                      f"localizer view of that type")
-            elif len(s.slices) >= 3:
-                ok, why = sax_from_geometry(s.planes)
-                result[k] = ("loc_sax" if ok else "other",
-                             f"{note}{merged}{'by geometry: ' if ok else ''}{why}")
-            continue
         if nv in CARDIAC_VIEWS:
-            result[k] = (nv, f"{note}{merged}name says '{word}'")
-            continue
-        if len(s.slices) >= 3:
-            ok, why = sax_from_geometry(s.planes)
-            if ok:
-                result[k] = ("sax", f"{note}{merged}by geometry: {why}")
+            named_views[k] = (nv, word)
+            if is_loc:
+                result[k] = (LOCALIZER_OF.get(nv, "other"),
+                             f"{notes[k]}name says '{word}'" + (
+                                 "" if nv in LOCALIZER_OF else
+                                 ": planessl has no localizer view of that type"))
             else:
-                result[k] = ("other", f"{note}{merged}{why}")
-    # Long axis for unnamed single planes: the largest cine SAX stack, else SAX localizer.
-    ref = None
-    for kind in ("sax", "loc_sax"):
-        stacks_of = [stacks[k] for k, (v, _) in result.items() if v == kind]
-        if stacks_of:
-            ref = max(stacks_of, key=lambda s: len(s.slices)).planes
-            break
+                result[k] = (nv, f"{notes[k]}name says '{word}'")
+    # Stacks without a view name: SAX by geometry (a measured long axis where the names
+    # give one, else the typical axis).
+    axis = _long_axis(stacks, result)
+    for k, s in enumerate(stacks):
+        if k in result or len(s.slices) < 3:
+            continue
+        ok, why = sax_from_geometry(s.planes, axis)
+        if evidence[k][0]:
+            result[k] = ("loc_sax" if ok else "other",
+                         f"{notes[k]}{'by geometry: ' if ok else ''}{why}")
+        else:
+            result[k] = ("sax" if ok else "other",
+                         f"{notes[k]}{'by geometry: ' if ok else ''}{why}")
+    axis = _long_axis(stacks, result)
+    # Named single planes: checked against the long axis.
+    for k, (nv, word) in named_views.items():
+        s = stacks[k]
+        if len(s.slices) != 1:
+            continue
+        agrees, why = axis_check(nv, s.planes[0], axis)
+        if agrees is None:
+            continue
+        view, reason = result[k]
+        if agrees:
+            result[k] = (view, f"{reason}; {why}")
+            continue
+        if nv == "sax":
+            lax, lax_why = lax_from_geometry(s.planes[0], None, axis)
+            new = lax if lax is not None else "other"
+            if evidence[k][0]:
+                new = LOCALIZER_OF.get(new, "other")
+            result[k] = (new, f"{notes[k]}name says '{word}' {why}: "
+                              f"{lax_why if lax is not None else 'placed by geometry'}")
+        else:
+            result[k] = ("loc_sax" if evidence[k][0] else "sax",
+                         f"{notes[k]}name says '{word}' {why}: a short-axis slice")
+    # Unnamed single planes: a short-axis slice, else a long-axis view by geometry.
     for k, s in enumerate(stacks):
         if k in result:
             continue
-        is_loc, why_loc = evidence[k]
-        note = f"{why_loc}; " if why_loc else ""
+        is_loc = evidence[k][0]
+        note = notes[k]
         nv, word = view_from_name(s.text)
         named = f"name says '{word}' (chamber not named); " if nv == "lax" else ""
-        view, why = lax_from_geometry(s.planes[0], ref)
+        if len(s.slices) == 1 and nv != "lax":
+            ok, why = sax_slice_from_geometry(s.planes[0], axis)
+            if ok:
+                result[k] = ("loc_sax" if is_loc else "sax", f"{note}{why}")
+                continue
+        view, why = lax_from_geometry(s.planes[0], None, axis)
         if view is None:
             result[k] = ("other", f"{note}{named}{len(s.slices)} slice(s), no view name; {why}")
         elif is_loc:
@@ -362,7 +418,7 @@ def _to_series(stack: _Stack, name: str, view: str, reason: str, knee: bool,
         try:
             geo = stack_geometry(planes, toward=toward)
         except GeometryError as exc:  # cannot happen for grouped planes; kept for safety
-            raise GeometryError(f"{_name(slices[0][0][0].path)}: {exc}") from None
+            raise GeometryError(f"series {stack.series_number}: {exc}") from None
         slices = [slices[k] for k in geo.order]
         planes = [planes[k] for k in geo.order]
         reason += "; slices ordered " + ("base -> apex" if toward is not None else
@@ -421,7 +477,9 @@ def build_study(images: list[Image], study_id: str, skipped: list[Skipped],
             if slices:
                 stacks.append(_Stack(series_number=r0.series_number, text=r0.text,
                                      frame_of_reference=group[0][0].frame_of_reference,
-                                     localizer=r0.localizer, slices=slices))
+                                     localizer=r0.localizer, slices=slices,
+                                     image_type=r0.image_type,
+                                     sequence_name=r0.sequence_name))
     stacks = _main_frame_of_reference(stacks, skipped)
     stacks = _merge_sax_series(stacks, skipped)
     series: list[Series] = []

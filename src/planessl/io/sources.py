@@ -62,23 +62,11 @@ class Skipped:
     reason: str
     cached: bool = False
 
-    def as_dict(self, roots: Sequence[str | Path] | None = None) -> dict:
-        """``{"path", "reason"}``; with ``roots`` (the sources given to ingest) the path is
-        relative to the source holding it (see :func:`relative_to_sources`), and
-        ``"source"`` (1-based) says which one when there are several."""
-        if roots is None:
-            return {"path": self.path, "reason": self.reason}
-        k, rel = relative_to_sources(self.path, roots)
-        out = {"path": rel, "reason": self.reason}
-        if len(roots) > 1 and k is not None:
-            out["source"] = k + 1
-        return out
-
 
 def relative_to_sources(path: str | Path, roots: Sequence[str | Path]
                         ) -> tuple[int | None, str]:
-    """``(index of the source, path relative to it)`` for the manifest, whose readers must
-    not learn the folder names above a source (they can carry PHI).
+    """``(index of the source, path relative to it)``: which source given to ingest holds a
+    file (the manifest records the index, never the path).
 
     A folder source holds the paths below it (itself is ``"."``); a file source is named by
     its file name. A path under no source keeps only its file name (index ``None``). The
@@ -96,6 +84,106 @@ def relative_to_sources(path: str | Path, roots: Sequence[str | Path]
     if best is None:
         return None, os.path.basename(full)
     return best[1], best[2]
+
+
+def file_id(path: str | Path, salt: str | None = None) -> str:
+    """Opaque id of a source file for the cache's lists of skipped files (``file-`` and 12
+    hex digits of the salted hash of its absolute path); the ``--keys`` table maps it back."""
+    return "file-" + opaque_id("file:" + os.path.abspath(path), salt)[:12]
+
+
+class SkipRecorder:
+    """Turns skipped files and warnings into the cache's PHI-free records.
+
+    A record names the file by :func:`file_id` and its place: the source (1-based, when
+    several were given), the opaque id of the study it belongs to, and its position there
+    (DICOM: the SeriesNumber and the image's rank in its series; else its rank among the
+    study's files), with the reason. Folder and file names of the source never enter it:
+    where a reader's reason quotes a path or a file name of the study, it is replaced by
+    ``<file>``. :attr:`file_ids` maps each recorded path to its id, for the ``--keys``
+    table outside the cache.
+    """
+
+    def __init__(self, roots: Sequence[str | Path], salt: str | None = None) -> None:
+        self.roots = [Path(r) for r in roots]
+        self.salt = salt
+        self.file_ids: dict[str, str] = {}
+        self._where: dict[str, tuple[str, str]] = {}      # abs path -> (study id, position)
+        self._names: dict[str, set[str]] = {}             # study id -> quotable names
+        self._folders: dict[str, tuple[str, str]] = {}    # abs folder -> (study id, position)
+
+    def add_study(self, study_id: str, source: SourceStudy) -> None:
+        """Remember where each file of a discovered study lies (before it is loaded)."""
+        files = sorted(os.path.abspath(f) for f in source.files)
+        records = source.payload.get("records") if isinstance(source.payload, dict) else None
+        if records:
+            by_series: dict[int, list[tuple[int, str]]] = {}
+            for r in records:
+                by_series.setdefault(r.series_number, []).append((r.instance_number, r.path))
+            for number, items in by_series.items():
+                ranked = sorted(set(items))
+                for k, (_, path) in enumerate(ranked):
+                    self._where[os.path.abspath(path)] = (
+                        study_id, f"series {number}, image {k + 1} of {len(ranked)}")
+        for k, f in enumerate(files):
+            self._where.setdefault(f, (study_id, f"file {k + 1} of {len(files)} of the study"))
+        folders: dict[str, set[int]] = {}
+        for r in records or []:
+            folders.setdefault(os.path.dirname(os.path.abspath(r.path)), set()).add(
+                r.series_number)
+        for f in files:
+            folders.setdefault(os.path.dirname(f), set())
+        for d, numbers in folders.items():
+            what = (f"a file beside series {', '.join(map(str, sorted(numbers)))}"
+                    if numbers else "a file in a folder of the study")
+            self._folders.setdefault(d, (study_id, what))
+        names = self._names.setdefault(study_id, set())
+        for f in files:
+            names.update(_quotable(f))
+
+    def record(self, item: Skipped) -> dict:
+        """The manifest record of a skipped file or warning."""
+        full = os.path.abspath(item.path)
+        fid = self.file_ids.setdefault(str(item.path), file_id(item.path, self.salt))
+        out: dict = {"file": fid}
+        k, _ = relative_to_sources(item.path, self.roots)
+        if len(self.roots) > 1 and k is not None:
+            out["source"] = k + 1
+        study, position = self._where.get(full) or self._folders.get(
+            os.path.dirname(full), (None, None))
+        if study is not None:
+            out["study"] = study
+            out["position"] = position
+        names = set(_quotable(full)) | set(_quotable(str(item.path)))
+        if study is not None:
+            names |= self._names.get(study, set())
+        out["reason"] = _scrub(item.reason, names)
+        return out
+
+
+def _quotable(path: str) -> list[str]:
+    """Strings of a path that a reason could quote: the path, its folders, and the names
+    of its parts that do not read as words of a reason (6 characters or more, not letters
+    alone, or holding a dot or ``^``: ``IM-0003-0001``, ``DOE^JANE``, ``20240101``,
+    ``001_SA_ED.nii.gz``)."""
+    out = [path]
+    for d in Path(path).parents:
+        text = str(d)
+        if text in (os.sep, ".", "") or (os.sep not in text and text.isalpha()):
+            continue
+        out.append(text)
+    for part in Path(path).parts:
+        if part != os.sep and (("." in part or "^" in part) and len(part) >= 3
+                               or len(part) >= 6 and not part.isalpha()):
+            out.append(part)
+    return out
+
+
+def _scrub(reason: str, names: set[str]) -> str:
+    """``reason`` with every quoted name (longest first) replaced by ``<file>``."""
+    for name in sorted((n for n in names if n and n in reason), key=len, reverse=True):
+        reason = reason.replace(name, "<file>")
+    return reason
 
 
 @dataclass

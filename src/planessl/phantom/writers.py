@@ -43,7 +43,8 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from planessl.geometry import Plane, affine_from_planes, stack_geometry
-from planessl.study import Series, Study
+from planessl.phantom.vendors import VendorStyle, acquisition_times, style_header, vendor_style
+from planessl.study import Series, Study, mid_slice_index
 
 FORMATS = ("dicom", "ukbb", "acdc")
 #: Formats of knee studies: DICOM (one series folder per stack), NIfTI (one file per stack)
@@ -102,9 +103,21 @@ def _targets_json(study: Study, series: Series) -> dict:
 
 
 # ----------------------------------------------------------------------------- DICOM
-def _dicom_series_folders(study: Study) -> list[tuple[str, Series, list[int], int]]:
+def _dicom_series_folders(study: Study, style: VendorStyle | None = None
+                          ) -> list[tuple[str, Series, list[int], int]]:
     """(folder name, series, slice indices, SeriesNumber) for every DICOM series to write."""
     out = []
+    if style is not None:
+        for s in study.series:
+            first = style.numbers.get(s.view, 20 + len(out))
+            if s.view == "sax" and style.sax_mid_slice_only:
+                parts = [([mid_slice_index(s.planes)], first)]
+            elif s.view == "sax" and not style.sax_one_series:
+                parts = [([k], first + k) for k in range(s.n_slices)]
+            else:
+                parts = [(list(range(s.n_slices)), first)]
+            out += [(style.folder(n, s.view), s, ks, n) for ks, n in parts]
+        return sorted(out, key=lambda item: item[3])
     for s in study.series:
         if s.view == "sax":
             for k in range(s.n_slices):
@@ -119,16 +132,32 @@ def _dicom_series_folders(study: Study) -> list[tuple[str, Series, list[int], in
     return out
 
 
-def write_dicom(study: Study, folder: str | Path) -> None:
-    """Write ``study`` in the Kaggle DSB layout under ``folder`` (``folder/study/...``)."""
+def write_dicom(study: Study, folder: str | Path, vendor: str | None = None,
+                patient_name: str | None = None, study_date: str | None = None) -> None:
+    """Write ``study`` in the Kaggle DSB layout under ``folder`` (``folder/study/...``).
+
+    With ``vendor`` (``siemens``, ``ge``, ``philips``; :mod:`planessl.phantom.vendors`) the
+    series are named, numbered and timed as that vendor's exam and stored as an anonymised
+    export: ``folder/<PatientName>/<StudyDate>/Series0003_<description>/IM-0003-0001`` (no
+    extension), Study/Series/SOP/FrameOfReference UIDs blank. ``patient_name`` and
+    ``study_date`` replace the phantom's (``PHANTOM^<id>``, ``20000101``) in the headers and
+    the folder names.
+    """
     folder = Path(folder)
-    root = folder / "study"
+    style = vendor_style(vendor) if vendor else None
     name, pid = _patient(study)
+    name = patient_name or name
+    date = study_date or "20000101"
+    root = folder / "study" if style is None else folder / name / date
     study_uid = _uid(study.id, "study")
     frame_uid = _uid(study.id, "frame-of-reference")
     sax = study.views("sax")
     sax_normal = stack_geometry(sax[0].planes).normal if sax else None
-    for folder_name, s, ks, number in _dicom_series_folders(study):
+    folders = _dicom_series_folders(study, style)
+    starts = acquisition_times([n for *_, n in folders])
+    cine_thick = [p.thickness for s in study.series if not s.view.startswith("loc_")
+                  for p in s.planes if p.thickness]
+    for folder_name, s, ks, number in folders:
         series_dir = root / folder_name
         series_dir.mkdir(parents=True, exist_ok=True)
         series_uid = _uid(study.id, "series", number)
@@ -142,13 +171,21 @@ def write_dicom(study: Study, folder: str | Path) -> None:
             pixels = _uint16(s.pixels[k])
             header = _dicom_template(plane, s, study_uid, series_uid, frame_uid, number, name,
                                      pid, location, study.laterality)
+            header.StudyDate = header.SeriesDate = header.ContentDate = date
+            if style is not None:
+                thin = (min(cine_thick) - style.localizer_thinner_mm
+                        if style.localizer_thinner_mm is not None and cine_thick
+                        and s.view.startswith("loc_") else None)
+                style_header(header, style, s.view, starts[number], ks.index(k), thin)
             encoder = _SeriesEncoder(header)
             for f in range(s.n_frames):
                 instance = len(instance_numbers) + 1
-                sop_uid = _uid(study.id, "sop", number, instance)
+                blank = style is not None and "SOPInstanceUID" in style.blank_uids
+                sop_uid = "" if blank else _uid(study.id, "sop", number, instance)
                 trigger = _ds(s.frame_times[f]) if s.frame_times else "0"
                 data = encoder.encode(sop_uid, instance, trigger, pixels[f])
-                (series_dir / f"IM-{number:04d}-{instance:04d}.dcm").write_bytes(data)
+                ext = "" if style is not None else ".dcm"
+                (series_dir / f"IM-{number:04d}-{instance:04d}{ext}").write_bytes(data)
                 instance_numbers.append(instance)
             if s.labels is not None:
                 label_maps.append(np.asarray(s.labels[k], np.uint8))
@@ -194,7 +231,11 @@ class _SeriesEncoder:
     def encode(self, sop_uid: str, instance: int, trigger: str, pixels: np.ndarray) -> bytes:
         meta = DicomBytesIO()
         meta.is_little_endian, meta.is_implicit_VR = True, False
-        write_file_meta_info(meta, _file_meta(sop_uid), enforce_standard=True)
+        file_meta = _file_meta(sop_uid)
+        if not sop_uid:  # a blanked UID (vendor exports): pydicom's check would refuse it
+            file_meta.FileMetaInformationGroupLength = 0  # computed on writing
+            file_meta.FileMetaInformationVersion = b"\x00\x01"
+        write_file_meta_info(meta, file_meta, enforce_standard=bool(sop_uid))
         values = []
         for tag, vr, value in ((0x00080018, "UI", sop_uid), (0x00181060, "DS", trigger),
                                (0x00200013, "IS", instance),
@@ -418,7 +459,7 @@ def subject_folder_name(study: Study, fmt: str, index: int) -> str:
 
 
 def write_subject(study: Study, out: str | Path, fmt: str, index: int = 0,
-                  info: dict | None = None) -> Path:
+                  info: dict | None = None, vendor: str | None = None) -> Path:
     """Write one study under ``out`` in format ``fmt`` atomically: into a hidden temporary
     folder first, then renamed, so an interrupted run leaves no half-written subject.
 
@@ -427,6 +468,8 @@ def write_subject(study: Study, out: str | Path, fmt: str, index: int = 0,
     """
     if fmt not in FORMATS + ("nifti",):
         raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    if vendor is not None and fmt != "dicom":
+        raise ValueError(f"--vendor names DICOM series; not for format {fmt!r}")
     out = Path(out)
     final = out / subject_folder_name(study, fmt, index)
     tmp = out / f".tmp-{final.name}-{os.getpid()}"
@@ -435,7 +478,7 @@ def write_subject(study: Study, out: str | Path, fmt: str, index: int = 0,
     tmp.mkdir(parents=True)
     try:
         if fmt == "dicom":
-            write_dicom(study, tmp)
+            write_dicom(study, tmp, vendor=vendor)
         elif fmt == "nifti":
             write_knee_nifti(study, tmp)
         elif fmt == "ukbb":
