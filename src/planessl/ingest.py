@@ -213,11 +213,18 @@ def _load_and_write(fmt_name: str, source: SourceStudy, study_id: str, shash: st
     try:
         study = fmt.load_fn()(source, study_id, skipped=skipped)
     except InputFileError as exc:
+        if any(s.path == str(exc.path) and not s.cached for s in skipped):
+            return None, skipped  # the file already has its line, with the first reason
         return None, skipped + [Skipped(exc.path, exc.reason)]
     except PlaneSSLError as exc:
         return None, [Skipped(str(source.files[0]) if source.files else "?", describe_error(exc))]
     except MemoryError:
         return None, [Skipped(str(source.files[0]), "out of memory while reading the study")]
+    except Exception as exc:  # noqa: BLE001 - a reader's bug must not stop the whole ingest
+        first = str(source.files[0]) if source.files else "?"
+        return None, skipped + [Skipped(first, f"unexpected error while reading this study "
+                                               f"({type(exc).__name__}: {describe_error(exc)});"
+                                               f" please report it")]
     if not study.series:
         if any(not s.cached for s in skipped):  # the files were already named with reasons
             return None, skipped
