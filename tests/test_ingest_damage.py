@@ -91,7 +91,8 @@ def dicom_corpus(root: Path) -> dict[str, Path]:
                            desc="CINE_SAX", origin=[0.0, 0.0, 0.0], **kw)
 
     bad["dcm truncated in its pixels"] = _truncate(one("d01.dcm", "1.2.999.11"), 0.8)
-    bad["dcm truncated in its header"] = _truncate(one("d02.dcm", "1.2.999.12"), 0.1)
+    bad["dcm truncated in its preamble"] = _truncate(one("d02.dcm", "1.2.999.12"), 0.1)
+    bad["dcm truncated in its data set"] = _truncate(one("d08.dcm", "1.2.999.18"), 0.6)
     p = one("d03.dcm", "1.2.999.13")  # Rows x Columns larger than the pixel data
     import pydicom
 
