@@ -83,8 +83,10 @@ def nifti_corpus(root: Path) -> dict[str, Path]:
 
 # ----------------------------------------------------------------------------- DICOM
 def dicom_corpus(root: Path) -> dict[str, Path]:
-    write_cardiac_study(root / "good", "1.2.999.1", n_slices=3, n_frames=2, lax=False)
+    files = write_cardiac_study(root / "good", "1.2.999.1", n_slices=3, n_frames=2, lax=False)
     bad: dict[str, Path] = {}
+    # one frame of the good study's cine cut short: the study is cached without it
+    bad["dcm of a good study truncated"] = _truncate(files[-1], 0.7)
 
     def one(name: str, study: str, **kw) -> Path:
         return write_image(root / "bad" / name, study=study, series=study + ".1", number=1,
