@@ -134,14 +134,16 @@ def test_ingest_labels_by_patient_accession_and_source_key(knee_dicom, tmp_path,
 
 def test_label_table_rules(tmp_path):
     p = tmp_path / "t.csv"
-    p.write_text("name,PatientID,abnormal,acl,side,grade,notes\n"
-                 "a,P1,1,TRUE,L,2.0,\nb,P2,0,,right,NA,x\n\n")
+    # a spreadsheet export: legacy code page, a blank line, a free-text column
+    p.write_bytes("name,PatientID,abnormal,acl,side,grade,notes\n"
+                  "a,P1,1,TRUE,L,2.0,\n\nb,P2,0,,right,NA,épanchement\n\n".encode("latin-1"))
     t = read_label_table(p)
     assert t.key_column == "PatientID" and t.key_kind == "patient_id"
     assert t.targets == ["abnormal", "acl", "grade"]
     assert set(t.ignored) == {"name", "notes"}
+    assert "row 4 holds 'épanchement'" in t.ignored["notes"]  # line numbers of the file
     assert t.rows == [(2, "P1", {"abnormal": 1, "acl": 1, "grade": 2}, "left"),
-                      (3, "P2", {"abnormal": 0}, "right")]
+                      (4, "P2", {"abnormal": 0}, "right")]
     p.write_text("folder,notes\na,x\n")
     with pytest.raises(PlaneSSLError, match="no target column"):
         read_label_table(p)

@@ -100,8 +100,8 @@ class LabelTable:
         key_column: the column naming the exam; ``key_kind`` which identifier it holds
             (``None``: any of them).
         targets: the target columns.
-        rows: ``(row number, key, {target: value}, laterality)`` per data row (numbers as in
-            the file, header = 1).
+        rows: ``(line number, key, {target: value}, laterality)`` per data row (the line
+            numbers of the file, header usually 1).
         ignored: ``column -> why`` of columns that are neither key nor target.
     """
 
@@ -121,21 +121,26 @@ def read_label_table(path: str | Path) -> LabelTable:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise PlaneSSLError(f"{path}: --labels file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise PlaneSSLError(f"{path}: cannot read the labels table ({describe_error(exc)})"
                             ) from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) < 2:
-        raise PlaneSSLError(f"{path}: the labels table needs a header row and one row per "
-                            f"exam; it has {len(lines)} non-empty line(s)")
     try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # spreadsheet exports in a legacy code page
+        text = raw.decode("latin-1")
+    numbered = [(k, ln) for k, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if len(numbered) < 2:
+        raise PlaneSSLError(f"{path}: the labels table needs a header row and one row per "
+                            f"exam; it has {len(numbered)} non-empty line(s)")
+    try:
+        dialect = csv.Sniffer().sniff(numbered[0][1], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    table = list(csv.reader(lines, dialect))
+    table = list(csv.reader([ln for _, ln in numbered], dialect))
+    line_no = [k for k, _ in numbered]
     header = [h.strip() for h in table[0]]
     if len(set(header)) != len(header) or any(not h for h in header):
         raise PlaneSSLError(f"{path}: the header row must name every column once, got "
@@ -156,7 +161,7 @@ def read_label_table(path: str | Path) -> LabelTable:
         if _norm(name) in LATERALITY_COLUMNS:
             lat_index = k
             continue
-        bad = next(((n, r[k]) for n, r in enumerate(body, start=2)
+        bad = next(((line_no[n], r[k]) for n, r in enumerate(body, start=1)
                     if k < len(r) and isinstance(_value(r[k]), str)), None)
         if bad is not None:
             ignored[name] = (f"not a target: row {bad[0]} holds {bad[1].strip()!r} (targets "
@@ -167,7 +172,7 @@ def read_label_table(path: str | Path) -> LabelTable:
         raise PlaneSSLError(f"{path}: no target column (columns: {', '.join(header)}; "
                             f"targets are columns of integers or yes/no)")
     rows = []
-    for n, r in enumerate(body, start=2):
+    for n, r in zip(line_no[1:], body):
         key = r[key_index].strip() if key_index < len(r) else ""
         values = {}
         for name in targets:
