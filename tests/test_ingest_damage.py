@@ -6,7 +6,6 @@ per damaged file naming it, and no traceback."""
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import h5py

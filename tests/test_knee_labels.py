@@ -245,7 +245,8 @@ def test_knee_dicom_with_table_finetunes_with_no_view_pooling_or_target_setting(
 
 
 def test_classification_defaults_follow_the_cache(tmp_path):
-    from planessl.finetune import FinetuneConfig, classification_defaults
+    from planessl.finetune import FinetuneConfig
+    from planessl.finetune_defaults import classification_defaults
     from planessl.phantom.knee import make_knee_study
 
     studies = [make_knee_study(0, i) for i in range(3)]

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Sequence
 
 from planessl.errors import PlaneSSLError
-from planessl.io.sources import SourceStudy, describe_error, opaque_id, relative_to_sources
+from planessl.io.sources import SourceStudy, describe_error, relative_to_sources
 from planessl.study import normalise_laterality
 
 #: Identifier kinds and the column names that select them (normalised: lower case, no
