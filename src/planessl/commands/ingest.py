@@ -20,6 +20,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(default)\n" + formats)
     p.add_argument("sources", nargs="+", metavar="SRC", help="files or folders to read")
     p.add_argument("--out", required=True, metavar="CACHE", help="cache folder (created)")
+    p.add_argument("--labels", metavar="CSV", default=None,
+                   help="exam-level targets (e.g. columns abnormal, acl, meniscus: integers or "
+                        "yes/no) from a table with a header row. The key column is the first "
+                        "column named source_key (as --keys writes), cache_id, "
+                        "StudyInstanceUID, PatientID, AccessionNumber or folder (a folder "
+                        "holding the exam's files, or its name in its layout: ACDC patientNNN, "
+                        "MRNet exam number, NIfTI file-name prefix); with none of these names, "
+                        "the first column, compared with all of them. A row is used when it "
+                        "matches exactly one exam; rows matching no exam (or several) and "
+                        "cached exams without a row are listed. Optional column laterality "
+                        "(L/R). Give it on every ingest into the cache: without it, changed "
+                        "studies are rewritten without targets")
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS], dest="fmt")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="parallel processes (default: min(4, CPUs))")
@@ -34,18 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also write the CSV table source_key,cache_id (each cached study's "
                         "key in its source, e.g. its StudyInstanceUID, and its opaque id) to "
                         "FILE, which must lie outside the cache: keep it with your own records")
-    p.add_argument("--labels", metavar="CSV", default=None,
-                   help="exam-level targets (e.g. columns abnormal, acl, meniscus: integers or "
-                        "yes/no) from a table with a header row. The key column is the first "
-                        "column named source_key (as --keys writes), cache_id, "
-                        "StudyInstanceUID, PatientID, AccessionNumber or folder (a folder "
-                        "holding the exam's files, or its name in its layout: ACDC patientNNN, "
-                        "MRNet exam number, NIfTI file-name prefix); with none of these names, "
-                        "the first column, compared with all of them. A row is used when it "
-                        "matches exactly one exam; rows matching no exam (or several) and "
-                        "cached exams without a row are listed. Optional column laterality "
-                        "(L/R). Give it on every ingest into the cache: without it, changed "
-                        "studies are rewritten without targets")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from planessl.ingest import check_key_table_path, ingest, write_key_table
 
     keys = check_key_table_path(args.keys, args.out) if args.keys else None
-    report = ingest(args.sources, args.out, fmt=args.fmt, workers=args.workers,
+    report = ingest(args.sources, args.out, fmt=args.fmt, labels=args.labels,
+                    workers=args.workers,
                     salt=args.salt, progress=False if args.no_progress else None,
-                    force=args.force, assume_spacing_mm=args.assume_spacing,
-                    labels=args.labels)
+                    force=args.force, assume_spacing_mm=args.assume_spacing)
     print(report.table())
     if keys is not None:
         write_key_table(keys, report.keys)
