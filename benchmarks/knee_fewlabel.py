@@ -6,7 +6,8 @@ The pretext tasks train on the unlabelled pool; fine-tuning pools the encoder's 
 over evenly spaced slices of the three planes (``finetune.pooling=max``) into a multi-label
 classifier of abnormal / ACL / meniscus; the summary uses the mean ROC AUC over the three
 labels on the held-out exams (``metric: auc``). Every arm has the same fine-tuning recipe
-and budget; every pretraining the same steps and batch.
+and budget (``configs/knee_finetune.yaml``); every pretraining the same steps and batch
+(``configs/knee_pretrain.yaml``).
 
     python benchmarks/knee_fewlabel.py [--work /tmp/knee_fewlabel] [--seeds 0 1 2]
 
@@ -25,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results/knee_fewlabel"
 METHODS = ["scratch", "lines", "slices", "multitask", "simclr", "gcl", "pcl", "rotation",
            "genesis"]
-GRID = ["model.features=[8,16,32,64,128]", "data.image_size=64", "data.spacing_mm=2.5",
-        "trainer.progress_bar=false", "trainer.threads=1"]
+PRETRAIN_CONFIG = ROOT / "configs/knee_pretrain.yaml"
+FINETUNE_CONFIG = ROOT / "configs/knee_finetune.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labelled", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=METHODS)
-    ap.add_argument("--pretrain-steps", type=int, default=400)
-    ap.add_argument("--finetune-steps", type=int, default=300)
+    ap.add_argument("--pretrain-steps", type=int, default=None,
+                    help="default: trainer.max_steps of configs/knee_pretrain.yaml")
+    ap.add_argument("--finetune-steps", type=int, default=None,
+                    help="default: finetune.steps of configs/knee_finetune.yaml")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
@@ -50,20 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     if not (cache / "manifest.json").is_file() or len(Cache(cache)) != args.subjects:
         print(f"making {args.subjects} knee phantoms -> {cache}")
         write_cache(cache, [make_knee_study(0, i) for i in range(args.subjects)])
-    views = "[sagittal,coronal,axial]"
+    import yaml
+
+    if args.pretrain_steps is None:
+        args.pretrain_steps = yaml.safe_load(PRETRAIN_CONFIG.read_text())["trainer"]["max_steps"]
+    if args.finetune_steps is None:
+        args.finetune_steps = yaml.safe_load(FINETUNE_CONFIG.read_text())["finetune"]["steps"]
     cfg = ExperimentConfig(
         data=str(cache), task="classification", methods=list(args.methods),
         labelled=list(args.labelled), seeds=list(args.seeds), metric="auc",
         pretrain_per_seed=False,
-        pretrain=GRID + [f"trainer.max_steps={args.pretrain_steps}", "trainer.max_epochs=-1",
-                         "data.batch_size=8", "data.sampling=all", "data.val_fraction=0.1",
-                         f"data.input_views={views}", f"task.line_channels={views}"],
-        finetune=GRID + [f"finetune.steps={args.finetune_steps}", "finetune.val_every_n_steps=50",
-                         "data.batch_size=4", f"data.input_views={views}",
-                         "finetune.pooling=max", "finetune.slices_per_view=5",
-                         "finetune.target_keys=[abnormal,acl,meniscus]", "optim.lr=1e-3",
-                         f"split.pool_size={max(args.labelled) + 2}", "split.val_size=6",
-                         "split.test_fraction=0.3"])
+        pretrain_config=str(PRETRAIN_CONFIG), finetune_config=str(FINETUNE_CONFIG),
+        pretrain=[f"trainer.max_steps={args.pretrain_steps}"],
+        finetune=[f"finetune.steps={args.finetune_steps}",
+                  f"split.pool_size={max(args.labelled) + 2}"])
     rows, summary = run_experiment(cfg, args.work / "experiment")
     print(summary)
     exp = args.work / "experiment"

@@ -279,6 +279,11 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         pre_cfg = check_pretrain_run(Path(init))
         inherit_from_pretrain(cfg, pre_cfg, overrides)
     cache = Cache(cache_path)
+    if ft.task == "classification":
+        from planessl.finetune_defaults import classification_defaults, given_keys
+
+        for note in classification_defaults(cfg, cache, given_keys(overrides, config_file)):
+            echo(f"from the cache: {note}")
     split = make_split(cache, cfg, n_labelled)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ names can carry PHI); ``--keys`` maps the ids back, outside the cache.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -113,6 +114,7 @@ class IngestReport:
     file_ids: dict[str, str] = field(default_factory=dict)
     tried: dict[str, list[str]] = field(default_factory=dict)   # format -> sources read as it
     detected: bool = False                                       # formats from ``auto``
+    labels: object = None       # LabelMatch of ``--labels`` (console only: keys can be PHI)
 
     def nothing_cached(self) -> str:
         """The one-line error when nothing was cached: formats tried, files and studies found."""
@@ -161,6 +163,11 @@ class IngestReport:
             lines.append(f"{view:<10}{c['studies']:>9}{c['series']:>9}{c['slices']:>9}")
         labelled = sum(1 for e in self.cached if e.get("labels"))
         lines.append(f"studies with labels: {labelled}")
+        with_targets = sum(1 for e in self.cached if e.get("targets"))
+        if with_targets or self.labels is not None:
+            lines.append(f"studies with exam-level targets: {with_targets}")
+        if self.labels is not None:
+            lines.extend(self.labels.lines([e["id"] for e in self.cached]))
         lines.append(f"skipped: {len(self.skipped)}")
         lines.extend(_grouped_lines(self.skipped))
         if self.warnings:
@@ -217,11 +224,22 @@ def _load_and_write(fmt_name: str, source: SourceStudy, study_id: str, shash: st
     try:
         study = fmt.load_fn()(source, study_id, skipped=skipped)
     except InputFileError as exc:
+        if any(s.path == str(exc.path) and not s.cached for s in skipped):
+            return None, skipped  # the file already has its line, with the first reason
         return None, skipped + [Skipped(exc.path, exc.reason)]
     except PlaneSSLError as exc:
         return None, [Skipped(str(source.files[0]) if source.files else "?", describe_error(exc))]
     except MemoryError:
         return None, [Skipped(str(source.files[0]), "out of memory while reading the study")]
+    except Exception as exc:  # noqa: BLE001 - a reader's bug must not stop the whole ingest
+        first = str(source.files[0]) if source.files else "?"
+        return None, skipped + [Skipped(first, f"unexpected error while reading this study "
+                                               f"({type(exc).__name__}: {describe_error(exc)});"
+                                               f" please report it")]
+    if source.table_targets:  # the labels table's targets complete the reader's
+        study.targets = {**study.targets, **source.table_targets}
+    if source.table_laterality and not study.laterality:
+        study.laterality = source.table_laterality
     if not study.series:
         if any(not s.cached for s in skipped):  # the files were already named with reasons
             return None, skipped
@@ -234,7 +252,8 @@ def _load_and_write(fmt_name: str, source: SourceStudy, study_id: str, shash: st
 
 def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
            workers: int = 1, salt: str | None = None, progress: bool | None = None,
-           force: bool = False, assume_spacing_mm: float | None = None) -> IngestReport:
+           force: bool = False, assume_spacing_mm: float | None = None,
+           labels: str | Path | None = None) -> IngestReport:
     """Ingest source files/folders into the cache ``out``.
 
     Args:
@@ -249,6 +268,8 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
         assume_spacing_mm: in-plane pixel spacing (mm) given to images whose source has
             none (ACDC HDF5), so that their nominal grid is on the scale of real data;
             they stay marked ``spacing_known=False``. Sources with geometry ignore it.
+        labels: a CSV of exam-level targets (see :mod:`planessl.io.label_table` for how its
+            rows find their exams); the matching is reported in ``report.labels``.
 
     Returns:
         The report; its ``cached`` list is empty when nothing could be cached.
@@ -260,6 +281,11 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
     report = IngestReport(cache=out)
     if fmt != "auto" and fmt not in FORMATS:
         raise PlaneSSLError(f"unknown format {fmt!r}; known: auto, {', '.join(FORMATS)}")
+    table = None
+    if labels is not None:
+        from planessl.io.label_table import read_label_table
+
+        table = read_label_table(labels)  # checked before any study is read
     by_format: dict[str, list[Path]] = {}
     for s in sources:
         p = Path(s)
@@ -286,6 +312,8 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
                     st.payload["assume_spacing_mm"] = float(assume_spacing_mm)
         found.extend((name, s) for s in studies)
     report.found = len(found)
+    if table is not None:
+        _attach_labels(report, table, found, [Path(s) for s in sources], salt)
 
     out.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(out)
@@ -304,6 +332,9 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
         seen[sid] = name
         keys[src.key] = sid
         shash = source_hash(src.files)
+        if src.table_targets or src.table_laterality:  # a changed table rewrites the study
+            row = json.dumps([src.table_targets, src.table_laterality], sort_keys=True)
+            shash = hashlib.sha256(f"{shash}\x00{row}".encode()).hexdigest()[:32]
         if not force and _cached_hash(out, sid) == shash:
             meta = json.loads((out / STUDIES / sid / "study.json").read_text())
             from planessl.cache import study_summary
@@ -336,6 +367,21 @@ def ingest(sources: Sequence[str | Path], out: str | Path, fmt: str = "auto",
         cached = {e["id"] for e in report.cached}
         report.keys = {k: sid for k, sid in keys.items() if sid in cached}
     return report
+
+
+def _attach_labels(report: IngestReport, table, found: list[tuple[str, SourceStudy]],
+                   roots: list[Path], salt: str | None) -> None:
+    """Match the labels table's rows to the exams found and hand each its targets."""
+    from planessl.io.label_table import match_labels
+
+    match = match_labels(table, [(src, opaque_id(src.key, salt)) for _, src in found], roots)
+    for _, src in found:
+        targets, laterality = match.by_exam.get(opaque_id(src.key, salt), ({}, None))
+        src.table_targets, src.table_laterality = dict(targets), laterality
+    report.labels = match
+    # the table itself may lie in a source folder: it is no skipped image file
+    own = os.path.abspath(table.path)
+    report.skipped = [s for s in report.skipped if os.path.abspath(s.path) != own]
 
 
 def check_key_table_path(path: str | Path, cache: str | Path) -> Path:

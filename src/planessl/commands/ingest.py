@@ -20,6 +20,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(default)\n" + formats)
     p.add_argument("sources", nargs="+", metavar="SRC", help="files or folders to read")
     p.add_argument("--out", required=True, metavar="CACHE", help="cache folder (created)")
+    p.add_argument("--labels", metavar="CSV", default=None,
+                   help="exam-level targets (e.g. columns abnormal, acl, meniscus: integers or "
+                        "yes/no) from a table with a header row. The key column is the first "
+                        "column named source_key (as --keys writes), cache_id, "
+                        "StudyInstanceUID, PatientID, AccessionNumber or folder (a folder "
+                        "holding the exam's files, or its name in its layout: ACDC patientNNN, "
+                        "MRNet exam number, NIfTI file-name prefix); with none of these names, "
+                        "the first column, compared with all of them. A row is used when it "
+                        "matches exactly one exam; rows matching no exam (or several) and "
+                        "cached exams without a row are listed. Optional column laterality "
+                        "(L/R). Give it on every ingest into the cache: without it, changed "
+                        "studies are rewritten without targets")
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS], dest="fmt")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="parallel processes (default: min(4, CPUs))")
@@ -44,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from planessl.ingest import check_key_table_path, ingest, write_key_table
 
     keys = check_key_table_path(args.keys, args.out) if args.keys else None
-    report = ingest(args.sources, args.out, fmt=args.fmt, workers=args.workers,
+    report = ingest(args.sources, args.out, fmt=args.fmt, labels=args.labels,
+                    workers=args.workers,
                     salt=args.salt, progress=False if args.no_progress else None,
                     force=args.force, assume_spacing_mm=args.assume_spacing)
     print(report.table())

@@ -153,7 +153,7 @@ def _prepare_out(out: Path, config: dict) -> set[str]:
                             f"new or empty folder")
     names = set(_names(config))
     foreign = sorted(e for e in entries if e not in names and e != RUN_FILE
-                     and not e.startswith(".tmp-"))
+                     and not e.startswith(".tmp-") and not _is_knee_table(e, config))
     if foreign:
         raise PlaneSSLError(f"{out}: output folder holds other files ({', '.join(foreign[:3])}"
                             f"{' ...' if len(foreign) > 3 else ''}); choose a new or empty "
@@ -162,6 +162,13 @@ def _prepare_out(out: Path, config: dict) -> set[str]:
         if e.startswith(".tmp-"):
             shutil.rmtree(out / e, ignore_errors=True)
     return names & entries
+
+
+def _is_knee_table(name: str, config: dict) -> bool:
+    """The labels table of a knee run (rewritten at the end of every run)."""
+    from planessl.phantom.writers import KNEE_LABELS_FILE
+
+    return config.get("anatomy") == "knee" and name == KNEE_LABELS_FILE
 
 
 def _write_one(job: tuple[int, dict, str]) -> str:
@@ -229,4 +236,10 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(1)
     bar.close()
     print(f"{len(jobs)} subjects written, {len(done)} already present, in {out}")
+    if config.get("anatomy") == "knee":
+        from planessl.phantom.writers import write_knee_labels
+
+        table = write_knee_labels(out, names)
+        print(f"exam-level targets of the {len(names)} exams in {table} (for `planessl "
+              f"ingest {out} --labels {table}`)")
     return 0

@@ -165,6 +165,17 @@ def _evaluate_multilabel(pred_dir: Path, cache: Cache, keys: list[str],
     return rows, summary
 
 
+def format_label_table(summary: dict) -> str:
+    """A Markdown table of a multi-label evaluation: per label, the exams, positives,
+    accuracy (threshold 0.5) and ROC AUC (undefined when the exams hold one class only)."""
+    lines = ["| label | exams | positive | accuracy | ROC AUC |", "|---|---|---|---|---|"]
+    n = summary["n_studies"]
+    for name, m in summary["labels"].items():
+        auc = "undefined (one class)" if m["auc"] != m["auc"] else f"{m['auc']:.3f}"
+        lines.append(f"| {name} | {n} | {m['n_positive']} | {m['accuracy']:.3f} | {auc} |")
+    return "\n".join(lines)
+
+
 def format_table(summary: dict) -> str:
     """A Markdown table: mean ± std of Dice, HD95, ASSD per structure and phase."""
     unit = "/".join(summary["units"])

@@ -132,6 +132,9 @@ def _read_h5_frame(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         with h5py.File(path, "r") as h:
             if "image" not in h:
                 raise InputFileError(path, "no 'image' dataset")
+            kind = getattr(h["image"], "dtype", None)
+            if kind is None or kind.kind not in "uifb" or kind.names is not None:
+                raise InputFileError(path, f"'image' of type {kind} is not an intensity")
             image = np.asarray(h["image"][()], dtype=np.float32)
             label = np.asarray(h["label"][()]) if "label" in h else None
     except InputFileError:

@@ -123,6 +123,13 @@ def _fast_pixel_info(fp, ds: Dataset, path: Path) -> tuple | None:
     return (offset, dtype.str, count)
 
 
+def _image_storage(ds: Dataset) -> bool:
+    """The SOP class (of the data set or its file meta) is an image storage class."""
+    meta = getattr(ds, "file_meta", None)
+    uid = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
+    return "Image" in str(getattr(uid, "name", "") or "")
+
+
 def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
     try:
         with open(path, "rb") as fp:
@@ -140,6 +147,7 @@ def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
             head = fp.read(4)
             fp.seek(pos)
             has_pixels = head in _PIXEL_TAGS or head in _PIXEL_TAGS_BIG_ENDIAN
+            cut = not has_pixels and not head and _image_storage(ds)  # image, then EOF
             fast = _fast_pixel_info(fp, ds, path) if has_pixels and "Rows" in ds else None
     except InputFileError:
         raise
@@ -151,7 +159,8 @@ def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
     if "DirectoryRecordSequence" in ds:
         raise InputFileError(path, "DICOMDIR index file (not an image)")
     if not has_pixels:
-        raise InputFileError(path, "no pixel data (not an image)")
+        raise InputFileError(path, "no pixel data: an image file truncated before its pixels"
+                             if cut else "no pixel data (not an image)")
     return ds, fast
 
 

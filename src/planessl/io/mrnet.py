@@ -80,13 +80,20 @@ def load_mrnet(source: SourceStudy, study_id: str,
     for view, path in source.payload["files"].items():
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # short, empty, pickled, not .npy
             skipped.append(Skipped(path, f"not a readable .npy file ({describe_error(exc)})"))
+            continue
+        if arr.dtype.kind not in "uifb" or arr.dtype.names is not None:
+            skipped.append(Skipped(path, f"array type {arr.dtype} is not an intensity"))
             continue
         if arr.ndim != 3 or min(arr.shape) < 1:
             skipped.append(Skipped(path, f"expected slices x H x W, got shape {arr.shape}"))
             continue
-        pixels = np.asarray(arr, dtype=np.float32)[:, None]
+        try:
+            pixels = np.asarray(arr, dtype=np.float32)[:, None]
+        except (OSError, ValueError) as exc:
+            skipped.append(Skipped(path, f"cannot read the array ({describe_error(exc)})"))
+            continue
         if not np.all(np.isfinite(pixels)):
             skipped.append(Skipped(path, "holds NaN or infinite values"))
             continue

@@ -7,6 +7,7 @@ array nibabel loads; the RAS affine is converted to LPS once, in
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -14,6 +15,7 @@ import numpy as np
 
 from planessl.errors import GeometryError, InputFileError
 from planessl.geometry import Plane, planes_from_affine
+from planessl.io.sources import describe_error
 
 
 def load_header(path: str | Path) -> nib.Nifti1Image:
@@ -38,11 +40,22 @@ def valid_affine(img: nib.Nifti1Image, path: str | Path = "") -> np.ndarray:
     """
     sform, scode = img.header.get_sform(coded=True)
     if sform is not None and int(scode) > 0:
-        return np.asarray(sform, dtype=np.float64)
+        return _checked_affine(np.asarray(sform, dtype=np.float64), "sform", path)
     qform, qcode = img.header.get_qform(coded=True)
     if qform is not None and int(qcode) > 0:
-        return np.asarray(qform, dtype=np.float64)
+        return _checked_affine(np.asarray(qform, dtype=np.float64), "qform", path)
     raise InputFileError(path, "no valid affine: sform_code and qform_code are both 0")
+
+
+def _checked_affine(affine: np.ndarray, which: str, path: str | Path) -> np.ndarray:
+    """The affine, refused when it holds NaN/inf or an axis of (near) zero length."""
+    if not np.all(np.isfinite(affine)):
+        raise InputFileError(path, f"bad affine: the {which} holds NaN or infinite values")
+    lengths = np.linalg.norm(affine[:3, :3], axis=0)
+    if np.any(lengths < 1e-6) or abs(np.linalg.det(affine[:3, :3])) < 1e-9 * np.prod(lengths):
+        raise InputFileError(path, f"bad affine: the {which} is singular (voxel axes of length "
+                                   f"{', '.join(f'{v:g}' for v in lengths)} mm, or parallel)")
+    return affine
 
 
 def read_planes(path: str | Path) -> list[Plane]:
@@ -58,11 +71,36 @@ def read_planes(path: str | Path) -> list[Plane]:
         raise InputFileError(path, str(exc)) from None
 
 
+#: Voxel types read as intensities (unsigned, signed, float, bool); complex or RGB are not.
+_INTENSITY_KINDS = "uifb"
+
+
 def read_volume(path: str | Path) -> tuple[np.ndarray, list[Plane]]:
-    """Array ``(rows, cols, slices, frames)`` float32 and one plane per slice."""
+    """Array ``(rows, cols, slices, frames)`` float32 and one plane per slice.
+
+    Raises:
+        InputFileError: not NIfTI, bad affine, voxel type that is no intensity (complex,
+            RGB), a zero-size dimension, a file that ends before its data (truncated, or a
+            header whose dimensions exceed the data), or NaN/inf voxels.
+    """
     planes = read_planes(path)
     img = load_header(path)
-    data = np.asarray(img.dataobj, dtype=np.float32)
+    dtype = img.get_data_dtype()
+    if dtype.kind not in _INTENSITY_KINDS or dtype.names is not None:
+        raise InputFileError(path, f"voxel type {dtype} is not an intensity (complex or RGB "
+                                   f"data are not read)")
+    if any(int(n) == 0 for n in img.shape):
+        raise InputFileError(path, f"empty volume: shape {tuple(img.shape)} has a zero-size "
+                                   f"dimension")
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except MemoryError:
+        raise InputFileError(path, f"volume of shape {tuple(img.shape)} does not fit in "
+                                   f"memory") from None
+    except (EOFError, OSError, ValueError, zlib.error) as exc:  # gzip / nibabel on short data
+        raise InputFileError(path, f"voxel data cannot be read: the file is truncated or its "
+                                   f"header's shape {tuple(img.shape)} exceeds its data "
+                                   f"({describe_error(exc)})") from None
     while data.ndim < 4:
         data = data[..., None]
     if data.ndim > 4:

@@ -14,6 +14,7 @@ convention (1 RV, 2 myo, 3 LV, 4 LA, 5 RA, 6 aorta).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +28,9 @@ from planessl.io.nifti import load_header, read_volume, valid_affine
 from planessl.io.nifti_names import NiftiName, is_nifti, parse_name, phase_key, subject_key
 from planessl.io.sources import Skipped, SourceStudy
 from planessl.io.ukbb import _matching_frame
-from planessl.io.views import lax_from_geometry, sax_from_geometry, view_from_name
-from planessl.study import CARDIAC_VIEWS, Series, Study
+from planessl.io.views import (knee_view_from_geometry, lax_from_geometry, normalise_name,
+                               sax_from_geometry, view_from_name)
+from planessl.study import CARDIAC_VIEWS, KNEE_VIEWS, Series, Study, normalise_laterality
 
 VALID_LABELS = frozenset(range(7))
 #: Affines within this (mm, per element) are the same grid.
@@ -324,21 +326,61 @@ def _convention(items: list[_Item], skipped: list[Skipped]) -> None:
                                           "the labels could not tell LV from RV", cached=True))
 
 
+def _is_knee(items: list[_Item], source: SourceStudy) -> bool:
+    """A knee subject: a series name says a knee plane (``sag``, ``PD_cor``, ``ax``) and
+    none a cardiac view, or the folder or file names say ``knee``."""
+    views = [view_from_name(it.text, knee=True)[0] for it in items]
+    if any(v in CARDIAC_VIEWS or v == "lax" for v in views):
+        return False
+    if any(v in KNEE_VIEWS for v in views):
+        return True
+    names = " ".join([source.key] + [Path(v["path"]).name for v in source.payload["volumes"]])
+    return re.search(r"\bknees?\b", normalise_name(names)) is not None
+
+
+def _classify_knee(items: list[_Item]) -> list[tuple[str, str]]:
+    """(view, reason) per item of a knee subject: the plane its name says, else the patient
+    axis nearest its normal."""
+    out = []
+    for it in items:
+        nv, word = view_from_name(it.text, knee=True)
+        if nv in KNEE_VIEWS:
+            out.append((nv, f"file name says '{word}'"))
+        else:
+            view, why = knee_view_from_geometry(it.planes[0])
+            out.append((view, f"knee study, no plane in the name; {why}"))
+    return out
+
+
+def _laterality(source: SourceStudy) -> str | None:
+    """Which knee, when the subject's folder or file names say one side (``left``, ``rt``)."""
+    names = [source.key.split(":", 1)[-1]] + [Path(v["path"]).name
+                                              for v in source.payload["volumes"]]
+    return normalise_laterality(" ".join(names))
+
+
 def load_nifti(source: SourceStudy, study_id: str,
                skipped: list[Skipped] | None = None) -> Study:
-    """Read one subject of a NIfTI folder (files that cannot be used go to ``skipped``)."""
+    """Read one subject of a NIfTI folder (files that cannot be used go to ``skipped``).
+
+    A knee subject (:func:`_is_knee`) gets the views ``sagittal``, ``coronal``, ``axial``
+    from its names or geometry; its label volumes, if any, are kept as they are."""
     skipped = [] if skipped is None else skipped
     vols = [v for v in (_read(d, skipped) for d in source.payload["volumes"]) if v is not None]
     items = _items(vols)
-    _convention(items, skipped)
+    knee = bool(items) and _is_knee(items, source)
+    if not knee:
+        _convention(items, skipped)
     series: list[Series] = []
     used: dict[str, int] = {}
-    for it, (view, reason) in zip(items, _classify(items)):
+    for it, (view, reason) in zip(items, _classify_knee(items) if knee else _classify(items)):
         used[view] = used.get(view, 0) + 1
         name = view if used[view] == 1 else f"{view}_{used[view]}"
         try:
             series.append(_to_series(it, name, view, reason, skipped))
         except InputFileError as exc:
             skipped.append(Skipped(exc.path, exc.reason))
+    if knee:
+        return Study(id=study_id, series=series, group="knee", laterality=_laterality(source))
     return Study(id=study_id, series=series, group="cardiac")
 

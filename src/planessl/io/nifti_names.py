@@ -6,6 +6,9 @@ A name such as ``001_SA_ED_gt.nii.gz`` is split into words (at ``_``, ``-``, ``.
   e.g. ``_gt``, ``_seg``, ``seg_``, ``_label``, ``_mask``: the file is a label volume;
 * phase words: ``ED``, ``ES``, ``frameNN`` / ``frame_NN``;
 * cine words (``cine``, ``4d``, ``image``, ``img``): say nothing beyond "the image";
+* knee plane words (``sag``, ``sagittal``, ``cor``, ``ax``, ...) and sequence words (``PD``,
+  ``T2``, ``FS``, ``TSE``, ...): series words, like the cardiac view words, so that
+  ``001_PD_sag.nii.gz`` is subject ``001``, series ``pd sag``;
 * the **subject prefix**: the leading words before the first view, phase or cine word
   (``001`` here; empty for UK Biobank-like ``sa_ED``, whose subject is then its folder);
 * the **series words**: the rest (``sa``), which name the view where they can.
@@ -26,6 +29,14 @@ CINE_WORDS = frozenset({"cine", "4d", "image", "images", "img"})
 VIEW_WORDS = frozenset({"sa", "sax", "la", "lax", "2ch", "3ch", "4ch", "ch2", "ch3", "ch4",
                         "lvot", "short", "long", "axis", "shortaxis", "longaxis", "stack",
                         "vla", "hla"})
+#: Knee plane words (``sag``, ``PD_sag``, ``cor_T1``, ``ax``) and MR sequence words that
+#: name a series rather than a subject (``PD``, ``T2``, ``FS``, ``TSE``, ...).
+KNEE_PLANE_WORDS = frozenset({"sag", "sagittal", "cor", "coronal", "ax", "axial", "tra",
+                              "transverse", "transversal"})
+SEQUENCE_WORDS = frozenset({"pd", "pdw", "pdfs", "t1", "t1w", "t2", "t2w", "t2fs", "t1fs",
+                            "fs", "fatsat", "fat", "sat", "stir", "tse", "fse", "frfse",
+                            "dess", "space", "cube", "mpr", "mprage", "vibe", "flash", "gre",
+                            "spgr", "propeller", "blade", "water", "we", "3d", "2d", "hr"})
 _PHASE = re.compile(r"^(ed|es|frame\d+)$", re.IGNORECASE)
 _SPLIT = re.compile(r"[_\-. ]+")
 
@@ -103,7 +114,7 @@ def parse_name(path: Path) -> NiftiName:
             phase, known = (lw.upper() if lw in ("ed", "es") else lw), True
         elif lw in CINE_WORDS:
             known = True
-        elif lw in VIEW_WORDS or known:
+        elif lw in VIEW_WORDS or lw in KNEE_PLANE_WORDS or lw in SEQUENCE_WORDS or known:
             series.append(lw)
             known = True
         else:

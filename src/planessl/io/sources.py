@@ -195,6 +195,8 @@ class SourceStudy:
         format: the reader that loads it (a key of :data:`planessl.ingest.FORMATS`).
         files: every file the study is read from (for :func:`source_hash`).
         payload: picklable reader-specific data (e.g. parsed header records).
+        table_targets: exam-level targets from ``ingest --labels`` (added to the study's).
+        table_laterality: knee side from ``ingest --labels`` (used when the images say none).
     """
 
     key: str
@@ -202,6 +204,8 @@ class SourceStudy:
     files: list[Path]
     payload: Any = None
     notes: list[str] = field(default_factory=list)
+    table_targets: dict[str, int] = field(default_factory=dict)
+    table_laterality: str | None = None
 
 
 def describe_error(exc: BaseException) -> str:

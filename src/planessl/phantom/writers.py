@@ -437,6 +437,30 @@ def write_mrnet(studies: list[Study], root: str | Path, split: str = "train") ->
         (root / f"{split}-{t}.csv").write_text(rows)
 
 
+#: The labels table a knee phantom run writes beside its exams (``ingest --labels``).
+KNEE_LABELS_FILE = "labels.csv"
+#: Its target columns (0/1), in order.
+KNEE_TARGETS = ("abnormal", "acl", "meniscus", "effusion")
+
+
+def write_knee_labels(root: str | Path, folders: list[str]) -> Path:
+    """``root/labels.csv``: one row per knee exam folder (``folder``, the targets of
+    :data:`KNEE_TARGETS`, ``laterality``) from each exam's ``phantom.json``, written
+    atomically; the table ``planessl ingest --labels`` reads."""
+    root = Path(root)
+    lines = [",".join(("folder",) + KNEE_TARGETS + ("laterality",))]
+    for name in folders:
+        meta = json.loads((root / name / "phantom.json").read_text())
+        targets = meta.get("targets", {})
+        lines.append(",".join([name] + [str(int(targets.get(t, 0))) for t in KNEE_TARGETS]
+                              + [meta.get("laterality") or ""]))
+    path = root / KNEE_LABELS_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 # ----------------------------------------------------------------------------- helpers
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     # np.savez_compressed stamps zip entries with the current time; fix it for same bytes.

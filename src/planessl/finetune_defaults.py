@@ -1,0 +1,89 @@
+"""What a fine-tuning run takes from its cache when the user does not say (classification:
+targets, exam-level pooling, knee input planes), so that a labelled cache needs no override.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from planessl.cache import Cache
+from planessl.errors import PlaneSSLError
+
+if TYPE_CHECKING:
+    from planessl.finetune import FinetuneConfig
+
+
+def given_keys(overrides: list[str], config_file: str | Path | None = None) -> set[str]:
+    """Dotted keys set by the user (overrides and the config file), e.g. ``data.input_views``."""
+    import yaml
+
+    given = {o.split("=", 1)[0].strip() for o in overrides if "=" in o}
+    if config_file is not None and Path(config_file).is_file():
+        data = yaml.safe_load(Path(config_file).read_text()) or {}
+        for section, values in (data.items() if isinstance(data, dict) else ()):
+            if isinstance(values, dict):
+                given.update(f"{section}.{k}" for k in values)
+            else:
+                given.add(str(section))
+    return given
+
+
+def classification_defaults(cfg: "FinetuneConfig", cache: Cache, given: set[str]) -> list[str]:
+    """Fill what the cache answers and the user did not set, for classification (in place):
+
+    * targets (``finetune.target_key(s)``): the keys every study with targets has; several
+      0/1 keys (abnormal, acl, meniscus) make a multi-label classifier, one key (``class``)
+      a single one;
+    * ``finetune.pooling``: ``max`` (exam-level) for several keys or knee exams, else
+      ``image``;
+    * ``data.input_views``: for knee exams, the planes (sagittal, coronal, axial) that every
+      study with targets has.
+
+    Returns:
+        One line per value chosen, saying why (printed by the run).
+    """
+    from planessl.study import KNEE_VIEWS
+
+    ft = cfg.finetune
+    notes: list[str] = []
+    with_targets = [e for e in cache.entries if e.get("targets")]
+    if not with_targets:
+        return notes
+    if not {"finetune.target_key", "finetune.target_keys"} & given:
+        common = [k for k in with_targets[0]["targets"]
+                  if all(k in e["targets"] for e in with_targets)]
+        binary = [k for k in common
+                  if all(int(e["targets"][k]) in (0, 1) for e in with_targets)]
+        if "class" in common or len(common) == 1:
+            ft.target_key, ft.target_keys = ("class" if "class" in common else common[0]), []
+            notes.append(f"finetune.target_key={ft.target_key} (the cache's target)")
+        elif len(binary) > 1:
+            ft.target_keys = binary
+            notes.append(f"finetune.target_keys=[{','.join(binary)}] (the 0/1 targets every "
+                         f"study with targets has: a multi-label classifier)")
+        elif common:
+            raise PlaneSSLError(f"{cache.path}: studies have several targets "
+                                f"({', '.join(common)}), not all 0/1; choose one with "
+                                f"finetune.target_key=KEY")
+        else:
+            keys = sorted({k for e in with_targets for k in e["targets"]})
+            raise PlaneSSLError(f"{cache.path}: no target is common to the studies with "
+                                f"targets ({', '.join(keys)}); choose with "
+                                f"finetune.target_key=KEY or finetune.target_keys=[...]")
+    keys = list(ft.target_keys) if ft.target_keys else [ft.target_key]
+    labelled = [e for e in with_targets if all(k in e["targets"] for k in keys)]
+    knee = bool(labelled) and all(e.get("group") == "knee" for e in labelled)
+    if "finetune.pooling" not in given and (len(keys) > 1 or knee):
+        ft.pooling = "max"
+        notes.append("finetune.pooling=max (exam-level: " + (
+            "knee exams" if knee else "several targets") + ")")
+    if knee and "data.input_views" not in given:
+        planes = [v for v in KNEE_VIEWS if all(v in e["views"] for e in labelled)]
+        if not planes:
+            raise PlaneSSLError(f"{cache.path}: no knee plane (sagittal, coronal, axial) is "
+                                f"in every labelled exam; choose with data.input_views=[...]")
+        cfg.data.input_views = planes
+        notes.append(f"data.input_views=[{','.join(planes)}] (the planes every labelled knee "
+                     f"exam has)")
+    return notes
