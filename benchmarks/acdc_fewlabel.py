@@ -218,7 +218,9 @@ def write_report(exp: Path, results: Path, command: str, title: str = TITLE) -> 
         f"# {title}", "",
         (__doc__ or "").split("Usage")[0].strip(), "",
         f"Command: `{command}` (resumable; the rows are those finished when this page was "
-        f"written: {len(rows)} cells). Figures: `dice_vs_n.png`, `learning_curves.png`.", "",
+        f"written: {len(rows)} cells). Figures: `dice_vs_n.png`, `learning_curves.png`; "
+        f"the pretraining runs (steps, last validation loss, SHA-256 of the weights) in "
+        f"`pretrain_runs.csv`.", "",
         summarise_results(rows, "mean_dice", methods, ns, references=refs), "",
         "## Dice per structure (mean over seeds, test patients, ED and ES)", "",
         structure_table(rows, methods, ns), "",
@@ -231,6 +233,26 @@ def write_report(exp: Path, results: Path, command: str, title: str = TITLE) -> 
     from planessl.runinfo import write_text_atomic
 
     write_text_atomic(results / "README.md", "\n".join(text))
+
+
+def pretrain_record(exp: Path) -> list[dict]:
+    """One row per finished pretraining run: steps, last validation loss, the run time and
+    the SHA-256 of its weights, so a later session that pretrains again (the runs are not
+    committed: they derive from ACDC) can check it got the same weights before resuming the
+    grid's cells."""
+    import hashlib
+
+    from planessl.experiment import read_rows
+
+    out = []
+    for run in sorted((exp / "pretrain").glob("*/weights.safetensors")):
+        metrics = read_rows(run.parent / "metrics.csv")
+        steps = max((int(r["step"]) for r in metrics if r.get("step")), default=0)
+        losses = [r["val/loss"] for r in metrics if r.get("val/loss")]
+        out.append({"arm": run.parent.name, "last_step": steps,
+                    "val_loss": f"{float(losses[-1]):.5f}" if losses else "",
+                    "weights_sha256": hashlib.sha256(run.read_bytes()).hexdigest()})
+    return out
 
 
 def publish(exp: Path, results: Path, command: str) -> None:
@@ -252,6 +274,11 @@ def publish(exp: Path, results: Path, command: str) -> None:
     for name in ("results.csv", "split.json", "config.yaml"):
         if (exp / name).is_file():
             shutil.copyfile(exp / name, results / name)
+    from planessl.experiment import write_rows
+
+    record = pretrain_record(exp)
+    if record:
+        write_rows(results / "pretrain_runs.csv", record)
     write_report(exp, results, command)
 
 
