@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -120,9 +120,26 @@ class PlanResult:
 
 
 # ----------------------------------------------------------------------------- the study
-def open_study(path: str | Path, study_id: str | None = None) -> tuple[Study, str]:
+def _report_skipped(skipped, echo: Callable[[str], None] | None) -> None:
+    """One line per file left out of a study read from source (files that are no image of
+    the format, e.g. a README beside DICOM files, in one line)."""
+    if echo is None:
+        return
+    others = [sk.path for sk in skipped if not sk.cached and sk.reason == "not a DICOM file"]
+    for sk in skipped:
+        if not sk.cached and sk.reason != "not a DICOM file":
+            echo(f"planessl: skipped {sk.path}: {sk.reason}")
+    if others:
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        echo(f"planessl: skipped {others[0]}{more}: not a DICOM file")
+
+
+def open_study(path: str | Path, study_id: str | None = None,
+               echo: Callable[[str], None] | None = None) -> tuple[Study, str]:
     """``(study, description)`` of a cache (``study_id``, or its only study) or of a source
-    file/folder holding one study (any format ``planessl ingest`` reads)."""
+    file/folder holding one study (any format ``planessl ingest`` reads). Files of a source
+    that cannot be used (damaged, truncated) are left out, each reported on one line through
+    ``echo`` (e.g. a slice of the SAX localizer: the study is planned without it)."""
     from planessl.cache import MANIFEST, Cache
 
     p = Path(path)
@@ -152,11 +169,13 @@ def open_study(path: str | Path, study_id: str | None = None) -> tuple[Study, st
         raise PlaneSSLError(f"{p}: holds {len(sources)} studies (read as {fmt}); give the folder "
                             f"of one study, or ingest them and use --study")
     src = sources[0]
+    found = skipped
     skipped = []
     study = FORMATS[fmt].load_fn()(src, opaque_id(src.key), skipped=skipped)
     if not study.series:
         why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
         raise PlaneSSLError(f"{p}: no usable series (read as {fmt})" + (f": {why}" if why else ""))
+    _report_skipped(found + skipped, echo)
     return study, f"{fmt} {'folder' if p.is_dir() else 'file'} {p}"
 
 
