@@ -59,6 +59,8 @@ def pretrain_defaults(cfg: "PretrainConfig", caches: Sequence[Cache],
     if "data.input_views" not in given and planes:
         cfg.data.input_views = list(planes)
         notes.append(f"data.input_views=[{','.join(planes)}] (the knee planes of the cache)")
+    if not {"data.image_size", "model.preset"} & given:
+        notes += _narrow_grid(cfg, caches)
     if task in _LINE_TASKS and "task.line_channels" not in given and (
             task == "lines" or cfg.task.alpha > 0):
         if len(planes) < 2:
@@ -69,3 +71,27 @@ def pretrain_defaults(cfg: "PretrainConfig", caches: Sequence[Cache],
         notes.append(f"task.line_channels=[{','.join(planes)}] (each knee plane's line on "
                      f"the other planes)")
     return notes
+
+
+def _narrow_grid(cfg: "PretrainConfig", caches: Sequence[Cache]) -> list[str]:
+    """``data.image_size`` narrowed to the knee exams' field of view at the grid's spacing
+    (:mod:`planessl.field_of_view`; fine-tuning from this run inherits the grid)."""
+    from planessl.field_of_view import field_of_view_mm, image_size_for
+    from planessl.models.backbone import PRESETS
+
+    if cfg.model.preset not in PRESETS:
+        return []  # sample_spec refuses it with its own line
+    preset = PRESETS[cfg.model.preset]
+    default = int(cfg.data.image_size or preset.image_size)
+    spacing = float(cfg.data.spacing_mm or preset.spacing_mm)
+    depth = len(cfg.model.features or preset.features) - 1
+    fovs = [field_of_view_mm(c, c.ids, cfg.data.input_views) for c in caches]
+    fovs = [f for f in fovs if f is not None]
+    if not fovs:
+        return []
+    size = image_size_for(max(fovs), spacing, depth, default)
+    if size >= default:
+        return []
+    cfg.data.image_size = size
+    return [f"data.image_size={size} (the knee exams' field of view, {max(fovs):.0f} mm, at "
+            f"{spacing:g} mm; the default {default} px would be mostly padding)"]
