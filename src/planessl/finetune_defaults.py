@@ -105,5 +105,7 @@ def classification_defaults(cfg: "FinetuneConfig", cache: Cache, given: set[str]
                 cfg.data.image_size = size
                 notes.append(f"data.image_size={size} (the knee exams' field of view, "
                              f"{fov:.0f} mm, at {grid['spacing_mm']:g} mm; the default "
-                             f"{grid['image_size']} px would be mostly padding)")
+                             f"{grid['image_size']} px would be mostly padding); still a long "
+                             f"run on a CPU: --config configs/knee_finetune.yaml, the knee "
+                             f"benchmark's recipe, costs about 8x less per step")
     return notes
