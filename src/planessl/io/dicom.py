@@ -145,8 +145,12 @@ def require_pixels(ds: Dataset, path: str | Path = "") -> None:
     if "PixelData" not in ds:
         return
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if ts is None or getattr(ts, "is_compressed", True):
-        return  # encapsulated pixels: their decoder says what is wrong
+    try:
+        native = ts is not None and not ts.is_compressed
+    except (AttributeError, ValueError):  # not a (known) transfer syntax UID
+        native = False
+    if not native:
+        return  # encapsulated or unknown: the pixel decoder says what is wrong
     try:
         expected = (int(ds.Rows) * int(ds.Columns) * number_of_frames(ds)
                     * int(ds.get("SamplesPerPixel", 1) or 1) * int(ds.BitsAllocated)) // 8
