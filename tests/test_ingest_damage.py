@@ -84,7 +84,8 @@ def nifti_corpus(root: Path) -> dict[str, Path]:
 def dicom_corpus(root: Path) -> dict[str, Path]:
     files = write_cardiac_study(root / "good", "1.2.999.1", n_slices=3, n_frames=2, lax=False)
     bad: dict[str, Path] = {}
-    # one frame of the good study's cine cut short: the study is cached without it
+    # one frame of the good study's cine cut short: the study is cached without that slice
+    # (its other frame is one more skipped line, checked in the test)
     bad["dcm of a good study truncated"] = _truncate(files[-1], 0.7)
 
     def one(name: str, study: str, **kw) -> Path:
@@ -200,5 +201,9 @@ def test_damage_corpus_never_stops_ingest(corpus, tmp_path, capsys):
     assert len(cache) == 4, text  # one good study per format
     groups = sorted(e["group"] for e in cache.entries)
     assert groups == ["cardiac", "cardiac", "cardiac", "knee"]
+    # the slice that lost a frame is not cached (one line), never a localizer
+    lost = [ln for ln in lines if "a cine slice that lost frames" in ln]
+    assert len(lost) == 1, text
+    assert not any(v.startswith("loc_") for e in cache.entries for v in e["views"]), text
     n_skipped = int(next(ln for ln in lines if ln.startswith("skipped:")).split()[1])
-    assert n_skipped == len(bad), text
+    assert n_skipped == len(bad) + 1, text

@@ -214,3 +214,32 @@ def test_dicom_seg_needs_input(model, tmp_path, capsys):
     assert main(["predict", "--model", str(model), "--data", str(tmp_path), "--out",
                  str(tmp_path / "o"), "--dicom-seg"]) == 2
     assert "--dicom-seg needs --input" in capsys.readouterr().err
+
+
+def test_truncated_inputs_one_line_each_rest_goes_on(model, sources, tmp_path, capsys):
+    """A truncated .nii.gz and a truncated DICOM file beside good inputs: one line each
+    naming the file and why; the good volume and the DICOM series without the cut file are
+    still segmented."""
+    exam, nifti, _ = sources
+    cut_nii = tmp_path / "cut_SA_ED.nii.gz"
+    raw = (nifti / "case1_SA_ED.nii.gz").read_bytes()
+    cut_nii.write_bytes(raw[: len(raw) // 2])
+    series = tmp_path / "dicom" / "sax_cine"
+    series.mkdir(parents=True)
+    srcs = sorted(exam.glob("study/sax_1[0-3]/*.dcm"))
+    for src in srcs:
+        (series / f"{src.parent.name}_{src.name}").write_bytes(src.read_bytes())
+    cut_dcm = sorted(series.iterdir())[0]
+    raw = cut_dcm.read_bytes()
+    cut_dcm.write_bytes(raw[: int(len(raw) * 0.8)])
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(model), "--input", str(cut_nii),
+                 str(nifti / "case1_SA_ED.nii.gz"), str(series), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Traceback" not in text
+    for cut in (cut_nii, cut_dcm):
+        named = [ln for ln in text.splitlines() if str(cut) in ln]
+        assert len(named) == 1 and "truncated" in named[0], text
+    assert (out / "case1_SA_ED_pred.nii.gz").is_file()
+    index = json.loads((out / "predictions.json").read_text())
+    assert len(index["entries"]) == 2

@@ -190,6 +190,40 @@ def test_plan_exam_from_its_localizers(siemens, capsys):
         assert 0 <= t["acquired"]["angle_deg"] < 15 and 0 <= t["acquired"]["distance_mm"] < 10
 
 
+def test_plan_names_the_3ch_target_as_the_exam_named_it(siemens, capsys):
+    """The 3CH cine of the exam is named LVOT: the report says `3ch (LVOT)`, the JSON keeps
+    the key `3ch` and gives the name-based label of the acquired series."""
+    assert main(["plan", str(siemens), "--oracle"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert any(ln.startswith("3ch (LVOT): plane fitted") for ln in lines), text
+    assert "vs acquired 3ch (LVOT) (series 3ch)" in text
+    assert any(ln.startswith("sax (SAO): ") for ln in lines), text
+    assert any(ln.startswith("2ch (2C): ") for ln in lines), text
+    assert main(["plan", str(siemens), "--oracle", "--json"]) == 0
+    targets = json.loads(capsys.readouterr().out)["targets"]
+    assert targets["3ch"]["acquired"]["name_says"] == "LVOT"
+    assert targets["4ch"]["acquired"]["name_says"] == "4C"
+
+
+def test_plan_label_only_where_the_name_says_more_than_the_view():
+    """`3ch` named `3-ch`, a view set by geometry against its name, or no name: no label."""
+    from types import SimpleNamespace
+
+    from planessl.planning.plan import name_label
+
+    def label(view, reason):
+        return name_label(SimpleNamespace(view=view, view_reason=reason))
+
+    assert label("3ch", "name says 'lvot'; geometry agrees") == "LVOT"
+    assert label("sax", "name says 'sao'; one slice") == "SAO"
+    assert label("3ch", "name says '3 ch'; cine ordered") is None
+    assert label("3ch", "name says '3ch'") is None
+    assert label("sax", "name says '2c' is perpendicular to the long axis: a short-axis "
+                        "slice") is None
+    assert label("3ch", "by geometry: contains the long axis") is None
+
+
 def test_vendor_option_is_dicom_only(tmp_path, capsys):
     assert main(["phantom", "--subjects", "1", "--out", str(tmp_path / "u"), "--format",
                  "ukbb", "--vendor", "siemens"]) == 2

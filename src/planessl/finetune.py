@@ -282,7 +282,8 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     if ft.task == "classification":
         from planessl.finetune_defaults import classification_defaults, given_keys
 
-        for note in classification_defaults(cfg, cache, given_keys(overrides, config_file)):
+        for note in classification_defaults(cfg, cache, given_keys(overrides, config_file),
+                                            scratch=pre_cfg is None):
             echo(f"from the cache: {note}")
     split = make_split(cache, cfg, n_labelled)
     out = Path(out)

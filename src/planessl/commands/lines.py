@@ -137,15 +137,33 @@ def run_show_lines(args: argparse.Namespace) -> int:
     from planessl.io.imagespec import load_image_spec
     from planessl.plotting import plot_show_lines
 
+    from planessl.errors import InputFileError
+
     if len(args.images) < 2:
         raise PlaneSSLError("show-lines needs at least two images")
-    images = [load_image_spec(s) for s in args.images]
-    check_frames_of_reference(images, args.any_frame_of_reference)
-    titles = [img.name for img in images]
+    titles = list(args.images)
     if args.titles:
         titles = [t.strip() for t in args.titles.split(",")]
-        if len(titles) != len(images):
-            raise PlaneSSLError(f"--titles has {len(titles)} titles for {len(images)} images")
+        if len(titles) != len(args.images):
+            raise PlaneSSLError(f"--titles has {len(titles)} titles for {len(args.images)} "
+                                f"images")
+    images, kept, errors = [], [], []
+    for spec, title in zip(args.images, titles):
+        try:  # a damaged image is one line; the others are drawn
+            images.append(load_image_spec(spec))
+            kept.append(title)
+        except InputFileError as exc:
+            errors.append(exc)
+    if len(images) < 2:  # nothing to draw: the one error line says why
+        if len(errors) == 1:
+            raise errors[0]
+        raise PlaneSSLError(f"show-lines needs at least two images; {len(images)} of "
+                            f"{len(args.images)} could be read: "
+                            + "; ".join(str(e) for e in errors))
+    for exc in errors:
+        print(f"planessl: skipped {exc}", file=sys.stderr)
+    titles = kept
+    check_frames_of_reference(images, args.any_frame_of_reference)
     reports = plot_show_lines([(t, img.pixels, img.plane) for t, img in zip(titles, images)],
                               args.out, tolerance_deg=args.tolerance)
     if args.json:

@@ -105,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"no --model: using {DEFAULT_MODEL_NAME} ({DEFAULT_MODEL_DIR}); "
                   f"benchmarks/results/plan_phantom/README.md says how it was made and how "
                   f"well it plans", file=sys.stderr)
-    study, source = open_study(args.study, args.study_id)
+    import sys
+
+    study, source = open_study(args.study, args.study_id,
+                               echo=lambda line: print(line, file=sys.stderr))
     spread = DEFAULT_MIN_SPREAD_MM if args.min_spread is None else args.min_spread
     result = plan(study, source, inputs=args.inputs, model=model, oracle=args.oracle,
                   targets=args.targets, min_spread_mm=spread,

@@ -128,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
         caches = [Path(c) for c in cfg.data.caches]
     else:
         raise PlaneSSLError("--data is required (a cache folder, several, or phantom:N)")
+    if base is None:  # a resumed run keeps its own resolved settings
+        from planessl.finetune_defaults import given_keys
+        from planessl.pretrain_defaults import pretrain_defaults
+        from planessl.pretraining import open_caches
+
+        for note in pretrain_defaults(cfg, open_caches(caches, cfg),
+                                      given_keys(overrides, args.config)):
+            print(f"from the cache: {note}")
     from planessl.pretraining import run_pretraining
     run_pretraining(cfg, caches, out_dir, resume=args.resume, command=sys.argv)
     print(f"planessl: pretraining done; weights in {out_dir / 'weights.safetensors'}")

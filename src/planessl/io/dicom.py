@@ -119,13 +119,58 @@ def read_planes(path: str | Path) -> list[Plane]:
         raise InputFileError(path, str(exc)) from None
 
 
+def is_image_storage(ds: Dataset) -> bool:
+    """The SOP class (of the data set or its file meta) is an image storage class."""
+    meta = getattr(ds, "file_meta", None)
+    uid = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
+    return "Image" in str(getattr(uid, "name", "") or "")
+
+
+#: Pixel data elements of an image (integer, float, double).
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def require_pixels(ds: Dataset, path: str | Path = "") -> None:
+    """Refuse a data set read in full (``read_dataset(pixels=True)``) without whole pixel data:
+    an image file cut before its pixels (pydicom reads a data set cut short without a
+    complaint, so its geometry may be missing too) or inside them (native transfer syntaxes:
+    fewer bytes than Rows x Columns x frames x samples x BitsAllocated / 8).
+
+    Raises:
+        InputFileError: one line saying the file is truncated, or is no image.
+    """
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        raise InputFileError(path, "no pixel data: an image file truncated before its pixels"
+                             if is_image_storage(ds) else "no pixel data (not an image)")
+    if "PixelData" not in ds:
+        return
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    try:
+        native = ts is not None and not ts.is_compressed
+    except (AttributeError, ValueError):  # not a (known) transfer syntax UID
+        native = False
+    if not native:
+        return  # encapsulated or unknown: the pixel decoder says what is wrong
+    try:
+        expected = (int(ds.Rows) * int(ds.Columns) * number_of_frames(ds)
+                    * int(ds.get("SamplesPerPixel", 1) or 1) * int(ds.BitsAllocated)) // 8
+        held = len(ds.PixelData)
+    except (AttributeError, TypeError, ValueError):
+        return  # the header's own faults are reported where it is read
+    if 0 < held < expected:
+        raise InputFileError(path, f"file is truncated (pixel data ends early: {held} of "
+                                   f"{expected} bytes)")
+
+
 def pixel_frames(ds: Dataset, path: str | Path = "", rescale: bool = True) -> np.ndarray:
     """Pixel data as float32 ``(frames, rows, cols)`` after RescaleSlope/Intercept
     (``rescale=False``: stored values).
 
     Raises:
-        InputFileError: no pixel data, no decoder for the transfer syntax, or non-finite values.
+        InputFileError: no pixel data, a file truncated in its pixels, no decoder for the
+            transfer syntax, or non-finite values.
     """
+    require_pixels(ds, path)
     try:
         arr = ds.pixel_array
     except AttributeError:
@@ -153,6 +198,7 @@ def pixel_frames(ds: Dataset, path: str | Path = "", rescale: bool = True) -> np
 def read_image(path: str | Path) -> tuple[np.ndarray, list[Plane]]:
     """Pixels ``(frames, rows, cols)`` float32 and one plane per frame of a DICOM file."""
     ds = read_dataset(path, pixels=True)
+    require_pixels(ds, path)
     try:
         planes = planes_from_dataset(ds)
     except GeometryError as exc:

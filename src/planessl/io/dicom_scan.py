@@ -28,7 +28,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from planessl.errors import GeometryError, InputFileError
 from planessl.geometry import Plane
-from planessl.io.dicom import _frame_item, number_of_frames, pixel_frames, planes_from_dataset
+from planessl.io.dicom import (_frame_item, is_image_storage, number_of_frames, pixel_frames,
+                               planes_from_dataset)
 from planessl.io.dicom_exams import group_exams
 from planessl.io.dicom_fast import read_fast_header
 from planessl.io.dicom_labels import is_sidecar, sidecar_label_maps
@@ -123,13 +124,6 @@ def _fast_pixel_info(fp, ds: Dataset, path: Path) -> tuple | None:
     return (offset, dtype.str, count)
 
 
-def _image_storage(ds: Dataset) -> bool:
-    """The SOP class (of the data set or its file meta) is an image storage class."""
-    meta = getattr(ds, "file_meta", None)
-    uid = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
-    return "Image" in str(getattr(uid, "name", "") or "")
-
-
 def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
     try:
         with open(path, "rb") as fp:
@@ -147,7 +141,7 @@ def _read_header(path: Path) -> tuple[Dataset, tuple | None]:
             head = fp.read(4)
             fp.seek(pos)
             has_pixels = head in _PIXEL_TAGS or head in _PIXEL_TAGS_BIG_ENDIAN
-            cut = not has_pixels and not head and _image_storage(ds)  # image, then EOF
+            cut = not has_pixels and not head and is_image_storage(ds)  # image, then EOF
             fast = _fast_pixel_info(fp, ds, path) if has_pixels and "Rows" in ds else None
     except InputFileError:
         raise

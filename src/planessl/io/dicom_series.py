@@ -177,6 +177,56 @@ def _positions(group: list[Image], skipped: list[Skipped]) -> list[list[Image]]:
     return out
 
 
+def _one_acquisition(a: _Stack, b: _Stack) -> bool:
+    """Series of one acquisition: the same view named (or none) and the same localizer word
+    (or none) in their names (the folder names of one-slice series differ: ``sax_5``,
+    ``sax_6``), sequence, image type, frame of reference, grid and orientation."""
+    return (view_from_name(a.text)[0] == view_from_name(b.text)[0]
+            and is_localizer_name(a.text) == is_localizer_name(b.text)
+            and a.sequence_name == b.sequence_name
+            and a.image_type == b.image_type
+            and _same_frame(a.frame_of_reference, b.frame_of_reference)
+            and _same_grid(a.planes[0], b.planes[0])
+            and plane_angle_deg(a.planes[0], b.planes[0]) < ORIENTATION_TOLERANCE_DEG)
+
+
+def _drop_slices_that_lost_frames(stacks: list[_Stack], skipped: list[Skipped]
+                                  ) -> list[_Stack]:
+    """One-slice series of a cine acquisition (one series per slice) with fewer frames than
+    most of its slices are slices that lost frames (a damaged or missing file): like a slice
+    of one series with fewer frames (:func:`_positions`), they are not cached, with one line
+    naming the slice's first file. Kept, they would be merged with nothing (their frame count
+    differs), and a slice left with one frame would pass for a localizer."""
+    groups: list[list[_Stack]] = []
+    for s in stacks:
+        for g in groups:
+            if _one_acquisition(g[0], s):
+                g.append(s)
+                break
+        else:
+            groups.append([s])
+    dropped: set[int] = set()
+    for g in groups:
+        counts = Counter()
+        for s in g:
+            counts[s.n_frames] += len(s.slices)
+        usual = max(counts, key=lambda n: (counts[n], n))
+        if usual < 2:
+            continue
+        numbers = sorted({s.series_number for s in g if s.n_frames == usual})
+        which = (f"series {numbers[0]}" if len(numbers) == 1 else
+                 f"series {numbers[0]}-{numbers[-1]}")
+        for s in g:
+            if len(s.slices) == 1 and s.n_frames < usual:
+                dropped.add(id(s))
+                _skip_group([im for sl in s.slices for im in sl],
+                            f"{s.n_frames} frame(s) at this slice position where the other "
+                            f"slices of its cine ({which}) have "
+                            f"{usual}: a cine slice that lost frames; slice not cached",
+                            skipped)
+    return [s for s in stacks if id(s) not in dropped]
+
+
 def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Stack]:
     """Merge parallel series of one SAX cine acquisition (one series per slice, or per
     breath-hold) into one stack. Single-frame series merge only one slice each: a single-frame
@@ -190,8 +240,9 @@ def _merge_sax_series(stacks: list[_Stack], skipped: list[Skipped]) -> list[_Sta
         return is_localizer_name(s.text)
 
     out: list[_Stack] = [s for s in stacks if not candidate(s)]
+    kept = _drop_slices_that_lost_frames([s for s in stacks if candidate(s)], skipped)
     clusters: list[list[_Stack]] = []
-    for s in (s for s in stacks if candidate(s)):
+    for s in kept:
         for c in clusters:
             ref = c[0]
             if (_same_frame(ref.frame_of_reference, s.frame_of_reference)

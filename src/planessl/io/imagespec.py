@@ -101,17 +101,16 @@ def _load_nifti(path: Path, index: int | None) -> tuple[np.ndarray, Plane, None]
     planes = nifti.read_planes(path)
     k = _pick(index, len(planes), "slice", path)
     img = nifti.load_header(path)
-    dataobj = img.dataobj
     ndim = len(img.shape)
     if ndim == 2:
-        arr = dataobj[:, :]
+        index = (slice(None), slice(None))
     elif ndim == 3:
-        arr = dataobj[:, :, k]
+        index = (slice(None), slice(None), k)
     elif ndim == 4:
-        arr = dataobj[:, :, k, 0]  # a cine: frame 0 of the slice
+        index = (slice(None), slice(None), k, 0)  # a cine: frame 0 of the slice
     else:
         raise InputFileError(path, f"unsupported NIfTI shape {img.shape}")
-    arr = np.asarray(arr, dtype=np.float32)
+    arr = nifti.read_voxels(img, path, index)  # truncated files, voxel types: one line
     if not np.all(np.isfinite(arr)):
         raise InputFileError(path, "voxel data holds NaN or infinite values")
     return arr, planes[k], None
@@ -121,6 +120,7 @@ def _load_dicom(path: Path, index: int | None) -> tuple[np.ndarray, Plane, str |
     from planessl.io import dicom
 
     ds = dicom.read_dataset(path, pixels=True)
+    dicom.require_pixels(ds, path)  # a file cut short: say so, not "missing Rows/Columns"
     try:
         planes = dicom.planes_from_dataset(ds)
     except GeometryError as exc:

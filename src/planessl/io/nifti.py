@@ -75,6 +75,30 @@ def read_planes(path: str | Path) -> list[Plane]:
 _INTENSITY_KINDS = "uifb"
 
 
+def read_voxels(img: nib.Nifti1Image, path: str | Path, index=()) -> np.ndarray:
+    """``img.dataobj[index]`` as float32 (all voxels by default), refused with one line:
+    a voxel type that is no intensity (complex, RGB), a zero-size dimension, a file that ends
+    before its data (truncated ``.nii.gz`` / ``.nii``, or a header whose dimensions exceed the
+    data), a volume too large for memory. NaN voxels are the caller's to check."""
+    dtype = img.get_data_dtype()
+    if dtype.kind not in _INTENSITY_KINDS or dtype.names is not None:
+        raise InputFileError(path, f"voxel type {dtype} is not an intensity (complex or RGB "
+                                   f"data are not read)")
+    if any(int(n) == 0 for n in img.shape):
+        raise InputFileError(path, f"empty volume: shape {tuple(img.shape)} has a zero-size "
+                                   f"dimension")
+    try:
+        return np.asarray(img.dataobj[index] if index != () else img.dataobj,
+                          dtype=np.float32)
+    except MemoryError:
+        raise InputFileError(path, f"volume of shape {tuple(img.shape)} does not fit in "
+                                   f"memory") from None
+    except (EOFError, OSError, ValueError, zlib.error) as exc:  # gzip / nibabel on short data
+        raise InputFileError(path, f"voxel data cannot be read: the file is truncated or its "
+                                   f"header's shape {tuple(img.shape)} exceeds its data "
+                                   f"({describe_error(exc)})") from None
+
+
 def read_volume(path: str | Path) -> tuple[np.ndarray, list[Plane]]:
     """Array ``(rows, cols, slices, frames)`` float32 and one plane per slice.
 
@@ -85,22 +109,7 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, list[Plane]]:
     """
     planes = read_planes(path)
     img = load_header(path)
-    dtype = img.get_data_dtype()
-    if dtype.kind not in _INTENSITY_KINDS or dtype.names is not None:
-        raise InputFileError(path, f"voxel type {dtype} is not an intensity (complex or RGB "
-                                   f"data are not read)")
-    if any(int(n) == 0 for n in img.shape):
-        raise InputFileError(path, f"empty volume: shape {tuple(img.shape)} has a zero-size "
-                                   f"dimension")
-    try:
-        data = np.asarray(img.dataobj, dtype=np.float32)
-    except MemoryError:
-        raise InputFileError(path, f"volume of shape {tuple(img.shape)} does not fit in "
-                                   f"memory") from None
-    except (EOFError, OSError, ValueError, zlib.error) as exc:  # gzip / nibabel on short data
-        raise InputFileError(path, f"voxel data cannot be read: the file is truncated or its "
-                                   f"header's shape {tuple(img.shape)} exceeds its data "
-                                   f"({describe_error(exc)})") from None
+    data = read_voxels(img, path)
     while data.ndim < 4:
         data = data[..., None]
     if data.ndim > 4:

@@ -12,9 +12,10 @@ when the study holds that view (a stack: its middle slice).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -78,13 +79,21 @@ class TargetResult:
     angle_deg: float | None = None
     distance_mm: float | None = None
     weighting: str = "equal"
+    acquired_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The target as the report names it: ``3ch (LVOT)`` where the acquired series was
+        named so (:func:`name_label`), else the view type."""
+        return f"{self.view} ({self.acquired_name})" if self.acquired_name else self.view
 
     def to_dict(self) -> dict:
         out = {"view": self.view, **self.fit.to_dict(), "line_weights": self.weighting,
                "lines": [r.to_dict() for r in self.lines], "acquired": None}
         acq = self.acquired_plane
         if acq is not None:
-            out["acquired"] = {"series": self.acquired_series, "angle_deg": self.angle_deg,
+            out["acquired"] = {"series": self.acquired_series, "name_says": self.acquired_name,
+                               "angle_deg": self.angle_deg,
                                "distance_mm": self.distance_mm,
                                "ImagePositionPatient": [float(x) for x in acq.origin],
                                "ImageOrientationPatient": [float(x) for x in acq.row_dir]
@@ -111,9 +120,26 @@ class PlanResult:
 
 
 # ----------------------------------------------------------------------------- the study
-def open_study(path: str | Path, study_id: str | None = None) -> tuple[Study, str]:
+def _report_skipped(skipped, echo: Callable[[str], None] | None) -> None:
+    """One line per file left out of a study read from source (files that are no image of
+    the format, e.g. a README beside DICOM files, in one line)."""
+    if echo is None:
+        return
+    others = [sk.path for sk in skipped if not sk.cached and sk.reason == "not a DICOM file"]
+    for sk in skipped:
+        if not sk.cached and sk.reason != "not a DICOM file":
+            echo(f"planessl: skipped {sk.path}: {sk.reason}")
+    if others:
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        echo(f"planessl: skipped {others[0]}{more}: not a DICOM file")
+
+
+def open_study(path: str | Path, study_id: str | None = None,
+               echo: Callable[[str], None] | None = None) -> tuple[Study, str]:
     """``(study, description)`` of a cache (``study_id``, or its only study) or of a source
-    file/folder holding one study (any format ``planessl ingest`` reads)."""
+    file/folder holding one study (any format ``planessl ingest`` reads). Files of a source
+    that cannot be used (damaged, truncated) are left out, each reported on one line through
+    ``echo`` (e.g. a slice of the SAX localizer: the study is planned without it)."""
     from planessl.cache import MANIFEST, Cache
 
     p = Path(path)
@@ -143,11 +169,13 @@ def open_study(path: str | Path, study_id: str | None = None) -> tuple[Study, st
         raise PlaneSSLError(f"{p}: holds {len(sources)} studies (read as {fmt}); give the folder "
                             f"of one study, or ingest them and use --study")
     src = sources[0]
+    found = skipped
     skipped = []
     study = FORMATS[fmt].load_fn()(src, opaque_id(src.key), skipped=skipped)
     if not study.series:
         why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:3])
         raise PlaneSSLError(f"{p}: no usable series (read as {fmt})" + (f": {why}" if why else ""))
+    _report_skipped(found + skipped, echo)
     return study, f"{fmt} {'folder' if p.is_dir() else 'file'} {p}"
 
 
@@ -191,15 +219,43 @@ def input_images(series: Sequence[Series]) -> list[InputImage]:
     return out
 
 
-def acquired_plane(study: Study, view: str,
-                   exclude: Sequence[str] = ()) -> tuple[str, Plane] | None:
-    """The acquired plane of a target view: the first series of that view not among
-    ``exclude`` (series names); for a stack its middle slice (:func:`mid_slice_index`, the
-    slice a ``task.stack_line=mid`` model is trained to plan)."""
+def acquired_series(study: Study, view: str, exclude: Sequence[str] = ()) -> Series | None:
+    """The acquired series of a target view: the first series of that view not among
+    ``exclude`` (series names) with a known spacing."""
     for s in study.series:
         if s.view == view and s.name not in exclude and s.spacing_known:
-            return s.name, s.planes[mid_slice_index(s.planes)]
+            return s
     return None
+
+
+def acquired_plane(study: Study, view: str,
+                   exclude: Sequence[str] = ()) -> tuple[str, Plane] | None:
+    """The acquired plane of a target view (:func:`acquired_series`); for a stack its middle
+    slice (:func:`mid_slice_index`, the slice a ``task.stack_line=mid`` model is trained to
+    plan)."""
+    s = acquired_series(study, view, exclude)
+    return None if s is None else (s.name, s.planes[mid_slice_index(s.planes)])
+
+
+_NAME_SAYS = re.compile(r"name says '([^']+)'")
+
+
+def name_label(series: Series) -> str | None:
+    """The word of the series' name that gave its view, upper case, where it is not just the
+    view type written out (``LVOT`` for a 3CH cine named ``TF Cine Retro_iPAT LVOT``, ``SAO``,
+    ``4C``; ``None`` for ``3ch``/``3-ch``, or when geometry overruled the name). The cache
+    keeps no series name; the word is read from the series' ``view_reason``."""
+    from planessl.io.views import view_from_name
+
+    m = _NAME_SAYS.search(series.view_reason or "")
+    if m is None:
+        return None
+    word = m.group(1)
+    if view_from_name(word)[0] != series.view:
+        return None
+    if re.sub(r"[^a-z0-9]", "", word.lower()) == re.sub(r"[^a-z0-9]", "", series.view):
+        return None
+    return word.upper()
 
 
 # ----------------------------------------------------------------------------- lines
@@ -395,6 +451,8 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
     reference = images[0].plane
     for view in views:
         acq = acquired_plane(study, view, exclude=in_names)
+        acq_series = acquired_series(study, view, exclude=in_names)
+        acq_name = None if acq_series is None else name_label(acq_series)
         if oracle:
             if acq is None:
                 records = []
@@ -417,7 +475,7 @@ def plan(study: Study, source: str, inputs: Sequence[str] | None = None,
             why = sorted({r.reason for r in records if r.reason})
             if why:
                 fit.reason += " (other images: " + "; ".join(why[:3]) + ")"
-        res = TargetResult(view, fit, records, weighting=weighting)
+        res = TargetResult(view, fit, records, weighting=weighting, acquired_name=acq_name)
         if acq is not None:
             res.acquired_series, res.acquired_plane = acq
             if fit.ok:
@@ -448,13 +506,13 @@ def format_result(result: PlanResult) -> str:
         out.append("")
         n_img = len(t.lines)
         if not t.fit.ok:
-            out.append(f"{t.view}: not planned: {t.fit.reason}")
+            out.append(f"{t.label}: not planned: {t.fit.reason}")
             out += _dropped_lines(t.fit)
             if t.acquired_plane is not None:
-                out.append(f"  (acquired {t.view}: series {t.acquired_series})")
+                out.append(f"  (acquired {t.label}: series {t.acquired_series})")
             continue
         f = t.fit
-        out.append(f"{t.view}: plane fitted to {f.n_lines} of {n_img} lines (residual "
+        out.append(f"{t.label}: plane fitted to {f.n_lines} of {n_img} lines (residual "
                    f"{f.residual_rms_mm:.3f} mm rms, max {f.max_residual_mm:.3f} mm; spread "
                    f"{f.spread_mm:.1f} mm; largest angle between lines "
                    f"{f.max_line_angle_deg:.1f} deg)")
@@ -466,7 +524,7 @@ def format_result(result: PlanResult) -> str:
                    f"{f.plane.shape[0]} x {f.plane.shape[1]} px of "
                    f"{f.plane.spacing[0]:.4g} x {f.plane.spacing[1]:.4g} mm)")
         if t.acquired_plane is not None:
-            out.append(f"  vs acquired {t.view} (series {t.acquired_series}): angle "
+            out.append(f"  vs acquired {t.label} (series {t.acquired_series}): angle "
                        f"{t.angle_deg:.3f} deg, distance {t.distance_mm:.3f} mm")
         else:
             out.append(f"  (the study holds no acquired {t.view} plane to compare with)")
@@ -515,7 +573,7 @@ def plot_plan(result: PlanResult, out: str | Path, max_panels: int = 30) -> None
     for k in range(len(images), rows * cols):
         axes[k // cols][k % cols].axis("off")
     handles = [plt.Line2D([], [], color=colors[k % len(colors)], linewidth=2,
-                          label=t.view + ("" if t.fit.ok else " (not planned)"))
+                          label=t.label + ("" if t.fit.ok else " (not planned)"))
                for k, t in enumerate(result.targets)]
     styles = (("-", "proposed plane"), (":", "line used"), ("--", "acquired plane"))
     handles += [plt.Line2D([], [], color="0.35", linestyle=s, label=lab) for s, lab in styles]
