@@ -81,7 +81,8 @@ def _paired_cell(d: list[float]) -> str:
 def summarise_results(rows: list[dict], metric: str, methods: list[str], ns: list[int],
                       references: list[str] | tuple[str, ...] = ("scratch",)) -> str:
     """Markdown: mean ± std (over seeds) per method and N with the number of seeds; then per
-    reference method (scratch first) the paired difference (same N, same seed) with its 95 %
+    reference method (scratch first; a later reference's table leaves out the earlier
+    references) the paired difference (same N, same seed) with its 95 %
     bootstrap interval over the draws, the count of draws better and worse, and every
     draw's difference. A mean is bold where the interval is above zero with at least
     :data:`CLAIM_DRAWS` draws."""
@@ -98,8 +99,9 @@ def summarise_results(rows: list[dict], metric: str, methods: list[str], ns: lis
             partial = f" ({len(v)} of {len(m_seeds)} seeds)" if 0 < len(v) < len(m_seeds) else ""
             cells.append(_fmt(v) + partial)
         out.append(f"| {m} | {len(m_seeds)} | " + " | ".join(cells) + " |")
-    for ref in references:
-        others = [m for m in methods if m != ref]
+    for k, ref in enumerate(references):
+        # an earlier reference's table already holds this pair (with the other sign)
+        others = [m for m in methods if m != ref and m not in references[:k]]
         if ref not in methods or not others:
             continue
         out += ["", f"## Paired difference to {ref} (same N, same seed)", "",
