@@ -187,6 +187,10 @@ def inherit_from_pretrain(cfg: FinetuneConfig, pre: dict, overrides: list[str]) 
     unless overridden; the input views stay the fine-tuning task's own."""
     given = {o.split("=", 1)[0].strip() for o in overrides}
     model, data = pre.get("model") or {}, pre.get("data") or {}
+    if str(model.get("network") or "unet") != "unet":
+        raise PlaneSSLError(f"the pretraining run used model.network={model['network']}: "
+                            f"fine-tune it in nnU-Net (planessl export RUN --nnunet OUT.pth, then "
+                            f"nnUNetv2_train ... -pretrained_weights OUT.pth)")
     if "model.preset" not in given and model.get("preset"):
         cfg.model.preset = model["preset"]
     if "model.features" not in given and model.get("features") is not None:
