@@ -22,7 +22,7 @@ step phantom_acdc planessl phantom --subjects 6 --seed 1 --format acdc --out acd
 
 # --- the README's commands, as written ---
 export nnUNet_raw="$PWD/nnUNet_raw" nnUNet_preprocessed="$PWD/nnUNet_preprocessed" \
-       nnUNet_results="$PWD/nnUNet_results" nnUNet_n_proc_DA=0 nnUNet_def_n_proc=1
+       nnUNet_results="$PWD/nnUNet_results" nnUNet_n_proc_DA=1 nnUNet_def_n_proc=1
 step ingest_unlabelled planessl ingest dicom_unlabelled --out cache_unlabelled --workers 1
 step ingest_labelled planessl ingest acdc_labelled --out cache_labelled --workers 1
 step export_dataset planessl export-dataset cache_labelled --nnunet "$nnUNet_raw" --id 501

@@ -19,6 +19,7 @@ import torch
 
 from planessl.atomic import atomic_path
 from planessl.errors import PlaneSSLError
+from planessl.nnunet import require_nnunet
 from planessl.nnunet.network import NetworkSpec, build_planned_network, read_plans
 
 PLANS_DIR = "nnunet"
@@ -63,6 +64,7 @@ def nnunet_state_dict(run_dir: str | Path) -> dict[str, torch.Tensor]:
 
     run_dir = Path(run_dir)
     spec = run_network_spec(run_dir)
+    require_nnunet("export --nnunet")
     network = build_planned_network(read_plans(spec))
     weights = {k: v for k, v in load_weights(run_dir / WEIGHTS_FILE).items()
                if k.startswith(("encoder.", "decoder."))}
