@@ -180,3 +180,31 @@ def test_whole_path_pretrained_weights_load_into_nnunet(labelled_cache, raw_data
     first_conv = "encoder.stages.0.0.convs.0.conv.weight"
     assert torch.equal(weights[first_conv], fresh.state_dict()[first_conv])
     assert not torch.equal(before[first_conv], fresh.state_dict()[first_conv])
+
+
+def test_residual_encoder_unet_backbone_features_are_what_its_seg_layer_sees():
+    """The residual-encoder presets' class works as a backbone too (small arguments)."""
+    pytest.importorskip("nnunetv2", reason=NNUNET_MISSING)
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    from planessl.nnunet.network import NnUNetBackbone
+
+    kwargs = {"n_stages": 4, "features_per_stage": [4, 8, 16, 32],
+              "conv_op": "torch.nn.modules.conv.Conv2d", "kernel_sizes": [[3, 3]] * 4,
+              "strides": [[1, 1], [2, 2], [2, 2], [2, 2]], "n_blocks_per_stage": [1, 2, 2, 2],
+              "n_conv_per_stage_decoder": [1, 1, 1], "conv_bias": True,
+              "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
+              "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None,
+              "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+              "nonlin_kwargs": {"inplace": True}}
+    net = get_network_from_plans("dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
+                                 kwargs, ["conv_op", "norm_op", "dropout_op", "nonlin"], 1, 3,
+                                 deep_supervision=False)
+    backbone = NnUNetBackbone(net).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        dec, enc = backbone(x)
+        torch.testing.assert_close(net.decoder.seg_layers[-1](dec), net(x))
+    assert dec.shape == (2, backbone.out_channels, 32, 32) == (2, 4, 32, 32)
+    assert [e.shape[1] for e in enc] == [4, 8, 16, 32] and backbone.deep_channels == 32
+    assert not any(p.requires_grad for p in net.decoder.seg_layers.parameters())
