@@ -208,3 +208,15 @@ def test_residual_encoder_unet_backbone_features_are_what_its_seg_layer_sees():
     assert dec.shape == (2, backbone.out_channels, 32, 32) == (2, 4, 32, 32)
     assert [e.shape[1] for e in enc] == [4, 8, 16, 32] and backbone.deep_channels == 32
     assert not any(p.requires_grad for p in net.decoder.seg_layers.parameters())
+
+
+def test_planessl_finetune_refuses_nnunet_networks():
+    from planessl.finetune import FinetuneConfig, features_of, inherit_from_pretrain
+
+    with pytest.raises(PlaneSSLError, match="fine-tune it in nnU-Net"):
+        inherit_from_pretrain(FinetuneConfig(), {"model": {"network": "nnunet:/p.json:2d"}}, [])
+    cfg = FinetuneConfig()
+    cfg.model.network = "nnunet:/p.json:2d"
+    with pytest.raises(PlaneSSLError, match="fine-tune nnU-Net networks in nnU-Net"):
+        features_of(cfg)
+    inherit_from_pretrain(FinetuneConfig(), {"model": {"network": "unet", "preset": "tiny"}}, [])

@@ -214,6 +214,9 @@ def grid_of(cfg: FinetuneConfig) -> dict:
 def features_of(cfg: FinetuneConfig) -> list[int]:
     from planessl.models.backbone import PRESETS
 
+    if cfg.model.network != "unet":
+        raise PlaneSSLError(f"model.network={cfg.model.network}: planessl fine-tunes its own U-Net; "
+                            f"fine-tune nnU-Net networks in nnU-Net (planessl export RUN --nnunet)")
     if cfg.model.features:
         return [int(f) for f in cfg.model.features]
     if cfg.model.preset not in PRESETS:
