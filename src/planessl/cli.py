@@ -34,6 +34,8 @@ COMMAND_MODULES = (
     "plan_calibrate",
     "evaluate",
     "experiment",
+    "export",
+    "export_dataset",
 )
 
 

@@ -34,9 +34,14 @@ T = TypeVar("T")
 # ----------------------------------------------------------------------------- sections
 @dataclass
 class ModelConfig:
-    """Backbone. ``preset``: ``paper``, ``small`` (CPU default) or ``tiny`` (tests);
-    ``features`` overrides the preset's channels per level."""
+    """Backbone. ``network``: ``unet`` (planessl's U-Net, sized by ``preset``: ``paper``,
+    ``small`` (CPU default) or ``tiny`` (tests); ``features`` overrides the preset's channels
+    per level) or ``nnunet:PLANS.json[:CONFIGURATION]`` (the network nnU-Net builds from
+    those plans, default configuration ``2d``; input grid and normalisation from the plans,
+    ``preset``/``features`` unused; needs ``pip install 'planessl[nnunet]'``; see
+    :mod:`planessl.nnunet.network`)."""
 
+    network: str = "unet"
     preset: str = "small"
     features: list[int] | None = None
 

@@ -190,6 +190,10 @@ def inherit_from_pretrain(cfg: FinetuneConfig, pre: dict, overrides: list[str]) 
     unless overridden; the input views stay the fine-tuning task's own."""
     given = {o.split("=", 1)[0].strip() for o in overrides}
     model, data = pre.get("model") or {}, pre.get("data") or {}
+    if str(model.get("network") or "unet") != "unet":
+        raise PlaneSSLError(f"the pretraining run used model.network={model['network']}: "
+                            f"fine-tune it in nnU-Net (planessl export RUN --nnunet OUT.pth, then "
+                            f"nnUNetv2_train ... -pretrained_weights OUT.pth)")
     if "model.preset" not in given and model.get("preset"):
         cfg.model.preset = model["preset"]
     if "model.features" not in given and model.get("features") is not None:
@@ -213,6 +217,9 @@ def grid_of(cfg: FinetuneConfig) -> dict:
 def features_of(cfg: FinetuneConfig) -> list[int]:
     from planessl.models.backbone import PRESETS
 
+    if cfg.model.network != "unet":
+        raise PlaneSSLError(f"model.network={cfg.model.network}: planessl fine-tunes its own U-Net; "
+                            f"fine-tune nnU-Net networks in nnU-Net (planessl export RUN --nnunet)")
     if cfg.model.features:
         return [int(f) for f in cfg.model.features]
     if cfg.model.preset not in PRESETS:

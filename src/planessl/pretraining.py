@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -11,6 +12,37 @@ from planessl.errors import PlaneSSLError
 from planessl.models.backbone import PRESETS
 
 
+@dataclass(frozen=True)
+class InputGrid:
+    """The backbone's default input: square crops of ``image_size`` pixels at ``spacing_mm``,
+    a size divisible by ``stride`` pixels, intensities clipped to ``clip_percentiles``."""
+
+    image_size: int
+    spacing_mm: float
+    stride: int
+    clip_percentiles: tuple[float, float]
+
+
+def input_grid(cfg: PretrainConfig) -> InputGrid:
+    """The input grid of the configured backbone: a planessl preset's, or an nnU-Net plans
+    file's (patch size and spacing from the plans; its z-score normalisation, unclipped)."""
+    from planessl.nnunet.network import is_nnunet, read_plans
+
+    if is_nnunet(cfg.model.network):
+        planned = read_plans(cfg.model.network)
+        return InputGrid(planned.image_size, planned.image_spacing_mm,
+                         max(planned.total_stride), (0.0, 100.0))
+    if cfg.model.network != "unet":
+        raise PlaneSSLError(f"model.network must be 'unet' or 'nnunet:PLANS.json[:CONFIGURATION]', "
+                            f"got {cfg.model.network!r}")
+    if cfg.model.preset not in PRESETS:
+        raise PlaneSSLError(f"model.preset must be one of {', '.join(PRESETS)}, got {cfg.model.preset!r}")
+    preset = PRESETS[cfg.model.preset]
+    depth = len(cfg.model.features or preset.features) - 1
+    lo, hi = cfg.data.clip_percentiles
+    return InputGrid(preset.image_size, preset.spacing_mm, 2 ** depth, (lo, hi))
+
+
 def sample_spec(cfg: PretrainConfig):
     """The :class:`~planessl.data.SampleSpec` of a configuration (preset size/spacing
     unless the data section overrides them)."""
@@ -18,9 +50,7 @@ def sample_spec(cfg: PretrainConfig):
     from planessl.tasks.multitask import task_weights
     from planessl.tasks.registry import task_needs
 
-    if cfg.model.preset not in PRESETS:
-        raise PlaneSSLError(f"model.preset must be one of {', '.join(PRESETS)}, got {cfg.model.preset!r}")
-    preset = PRESETS[cfg.model.preset]
+    grid = input_grid(cfg)
     alpha, beta = task_weights(cfg)
     if cfg.task.restore_weight < 0:
         raise PlaneSSLError(f"task.restore_weight must be >= 0, got {cfg.task.restore_weight}")
@@ -28,12 +58,11 @@ def sample_spec(cfg: PretrainConfig):
         raise PlaneSSLError("task.restore_weight applies to the plane-geometry tasks (lines, "
                             f"slices, multitask), not to {cfg.task.name!r}")
     needs = task_needs(cfg.task.name, alpha, beta, cfg.task.restore_weight)
-    size = cfg.data.image_size or preset.image_size
-    depth = len(cfg.model.features or preset.features) - 1
-    if size % (2 ** depth):
-        raise PlaneSSLError(f"data.image_size {size} must be divisible by {2 ** depth} "
-                            f"(the backbone pools {depth} times)")
-    lo, hi = cfg.data.clip_percentiles
+    size = cfg.data.image_size or grid.image_size
+    if size % grid.stride:
+        raise PlaneSSLError(f"data.image_size {size} must be divisible by {grid.stride} "
+                            f"(the backbone's total downsampling)")
+    lo, hi = grid.clip_percentiles
     if cfg.task.stack_line not in STACK_LINES:
         raise PlaneSSLError(f"task.stack_line must be one of {', '.join(STACK_LINES)}, got "
                             f"{cfg.task.stack_line!r}")
@@ -43,7 +72,7 @@ def sample_spec(cfg: PretrainConfig):
     return SampleSpec(input_views=tuple(cfg.data.input_views),
                       line_channels=tuple(cfg.task.line_channels) if needs.lines else (),
                       slice_location=needs.slice_location, image_size=size,
-                      spacing_mm=cfg.data.spacing_mm or preset.spacing_mm,
+                      spacing_mm=cfg.data.spacing_mm or grid.spacing_mm,
                       sigma_mm=cfg.task.sigma_mm,
                       sigma_thickness_factor=cfg.task.sigma_thickness_factor,
                       clip_percentiles=(lo, hi), pretext_input=needs.pretext_input,
@@ -139,14 +168,21 @@ def run_pretraining(cfg: PretrainConfig,
     cfg.data.caches = [str(c.path.resolve()) for c in caches]
     cfg.data.cache_weights = ([float(w) for w in weights] if weights is not None
                               else [float(n) for n in data.train_set.mix.sizes])
+    from planessl.nnunet.network import is_nnunet, parse_network
+    if is_nnunet(cfg.model.network):
+        cfg.model.network = str(parse_network(cfg.model.network))  # absolute, with configuration
     module = build_module(cfg)
     module.preview_path = out_dir / "val_heatmaps.png"
     trainer = build_trainer(cfg.trainer, out_dir, callbacks=callbacks, quiet=quiet)
     if trainer.is_global_zero:
         save_run_info(out_dir, config_to_dict(cfg), cfg.seed, list(command) if command else None)
+        if is_nnunet(cfg.model.network):
+            from planessl.nnunet.checkpoint import keep_plans
+            keep_plans(parse_network(cfg.model.network), out_dir)
     fit(trainer, module, data, out_dir, ckpt)
     if trainer.is_global_zero:
         save_weights(module.transferable_state_dict(), out_dir / WEIGHTS_FILE,
                      metadata={"task": cfg.task.name, "preset": cfg.model.preset,
+                               "network": cfg.model.network,
                                "line_channels": ",".join(cfg.task.line_channels)})
     return module

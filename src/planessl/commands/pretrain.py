@@ -23,6 +23,12 @@ def register(subparsers) -> None:
     p.add_argument("--task", choices=TASK_NAMES, default=None,
                    help="pretext task: the plane-geometry lines, slices, multitask (default), "
                         "or a competing method: anatomy, simclr, gcl, pcl, rotation, genesis")
+    p.add_argument("--network", default=None, metavar="unet|nnunet:PLANS.json[:CONF]",
+                   help="backbone: planessl's U-Net (unet, the default, sized by model.preset) "
+                        "or the network nnU-Net builds from a plans file "
+                        "(nnunet:PLANS.json[:CONFIGURATION], default configuration 2d, with "
+                        "dataset.json beside it; input grid and normalisation from the plans; "
+                        "needs pip install 'planessl[nnunet]')")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", default=None, help="YAML file of config values")
     length = p.add_mutually_exclusive_group()
@@ -94,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = extra + list(args.overrides)
     if args.task:
         overrides.append(f"task.name={args.task}")
+    if args.network:
+        from planessl.nnunet.network import is_nnunet, parse_network, read_plans
+        if is_nnunet(args.network):
+            read_plans(args.network)  # the extra is installed and the plans are usable
+            overrides.append(f"model.network={parse_network(args.network)}")
+        else:
+            overrides.append(f"model.network={args.network}")
     if args.max_steps is not None:
         overrides += [f"trainer.max_steps={args.max_steps}", "trainer.max_epochs=-1"]
     if args.epochs is not None:

@@ -18,12 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from planessl.config import PretrainConfig
+from planessl.errors import PlaneSSLError
 from planessl.models.heads import LineHead, SliceHead
 from planessl.tasks.pretext_base import PretextModule
 from planessl.tasks.lines import line_loss, line_metrics
+from planessl.tasks.names import GEOMETRY_TASKS, TASK_NAMES
 from planessl.tasks.slices import slice_abs_errors, slice_loss
 
-TASKS = ("lines", "slices", "multitask")
+TASKS = GEOMETRY_TASKS
 
 
 def task_weights(cfg: PretrainConfig) -> tuple[float, float]:
@@ -35,10 +37,8 @@ def task_weights(cfg: PretrainConfig) -> tuple[float, float]:
         return 0.0, 1.0
     if name == "multitask":
         return float(cfg.task.alpha), float(cfg.task.beta)
-    from planessl.tasks.registry import TASK_NAMES
     if name in TASK_NAMES:
         return 0.0, 0.0
-    from planessl.errors import PlaneSSLError
     raise PlaneSSLError(f"task.name must be one of {', '.join(TASK_NAMES)}, got {name!r}")
 
 

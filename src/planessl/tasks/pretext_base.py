@@ -18,7 +18,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from planessl.config import PretrainConfig, _merge, config_to_dict
-from planessl.models.backbone import PRESETS, build_backbone
+from planessl.models.select import build_configured_backbone
 
 
 class PretextModule(pl.LightningModule):
@@ -37,16 +37,19 @@ class PretextModule(pl.LightningModule):
             config = _merge(PretrainConfig(), config)
         self.cfg = config
         self.save_hyperparameters({"config": config_to_dict(config)})
-        features = config.model.features or PRESETS[config.model.preset].features
-        self.backbone = build_backbone(config.model.preset, features=tuple(features))
+        self.backbone = build_configured_backbone(config.model)
         self.heads = nn.ModuleDict()
         self.val_metrics = nn.ModuleDict({k: MeanMetric() for k in ("loss", *self.metric_names)})
 
     def freeze_decoder(self) -> None:
         """For tasks that train the encoder only: the decoder gets no gradient, so DDP (which
-        refuses parameters that a step does not use) and the optimiser skip it."""
+        refuses parameters that a step does not use) and the optimiser skip it. Parameters
+        the decoder shares with the encoder (nnU-Net's decoder holds its encoder) stay
+        trainable."""
+        encoder = {id(p) for p in self.backbone.encoder.parameters()}
         for p in self.backbone.decoder.parameters():
-            p.requires_grad_(False)
+            if id(p) not in encoder:
+                p.requires_grad_(False)
 
     # ------------------------------------------------------------------ steps
     def step_losses(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
@@ -91,9 +94,16 @@ class PretextModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ transfer
     def transferable_state_dict(self) -> dict[str, torch.Tensor]:
-        """``encoder.*``, ``decoder.*`` and ``heads.*`` tensors (contiguous, on CPU)."""
+        """``encoder.*``, ``decoder.*`` and ``heads.*`` tensors (contiguous, on CPU). A
+        tensor that two names share (nnU-Net's ``decoder.encoder.*`` is ``encoder.*``) is
+        kept once, under its first name."""
         out = {}
+        seen: set[tuple[int, int]] = set()
         for k, v in self.state_dict().items():
+            key = (v.untyped_storage().data_ptr(), v.storage_offset())
+            if v.numel() and key in seen:
+                continue
+            seen.add(key)
             if k.startswith("backbone."):
                 out[k[len("backbone."):]] = v.detach().cpu().contiguous()
             elif k.startswith("heads."):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planessl.errors import PlaneSSLError
+from planessl.tasks.names import COMPETING_TASKS, GEOMETRY_TASKS, TASK_NAMES
 
-GEOMETRY_TASKS = ("lines", "slices", "multitask")
-COMPETING_TASKS = ("anatomy", "simclr", "gcl", "pcl", "rotation", "genesis")
-TASK_NAMES = GEOMETRY_TASKS + COMPETING_TASKS
+__all__ = ["COMPETING_TASKS", "GEOMETRY_TASKS", "TASK_NAMES", "TaskNeeds", "build_module",
+           "module_class", "task_needs"]
 
 
 @dataclass(frozen=True)
