@@ -25,9 +25,10 @@ class SemiConfig:
 
     Attributes:
         batch_size: unlabelled images per batch and process (0: ``data.batch_size``).
-        weight: weight of the unlabelled terms at the end of the ramp-up (fixmatch: of the
-            mean of its strong-view and feature-perturbed terms; bcp: of the
-            pseudo-labelled parts of the mixed images, BCP's ``u_weight`` = 0.5).
+        weight: weight of the unlabelled terms at the end of the ramp-up, relative to the
+            labelled loss (fixmatch: of the mean of its strong-view and feature-perturbed
+            terms; bcp: of the pseudo-labelled parts of the mixed images); none: the
+            method's own (fixmatch 1.0 as UniMatch, bcp 0.5 as BCP's ``u_weight``).
         rampup_steps: the unlabelled weight rises as ``weight * exp(-5 (1 - t)^2)``,
             ``t = step / rampup_steps`` (Laine & Aila's sigmoid ramp-up), then stays;
             0: full weight from the first step.
@@ -49,7 +50,7 @@ class SemiConfig:
     """
 
     batch_size: int = 0
-    weight: float = 0.5
+    weight: float | None = None
     rampup_steps: int = 100
     threshold: float = 0.95
     feature_dropout: float = 0.5
@@ -79,7 +80,7 @@ def check_semi(method: str, unlabelled: list[str], semi: SemiConfig, task: str) 
         raise PlaneSSLError("finetune.unlabelled holds an empty entry")
     checks = [
         ("batch_size", semi.batch_size >= 0, "a number of images >= 0 (0: data.batch_size)"),
-        ("weight", semi.weight >= 0, ">= 0"),
+        ("weight", semi.weight is None or semi.weight >= 0, ">= 0 (or none)"),
         ("rampup_steps", semi.rampup_steps >= 0, ">= 0"),
         ("threshold", 0.0 <= semi.threshold < 1.0, "in [0, 1)"),
         ("feature_dropout", 0.0 <= semi.feature_dropout < 1.0, "in [0, 1)"),
