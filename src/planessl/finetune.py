@@ -290,6 +290,11 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         inherit_from_pretrain(cfg, pre_cfg, overrides)
     cache = Cache(cache_path)
     split = make_split(cache, cfg, n_labelled)
+    semi_sources = None
+    if ft.semi != "none":
+        from planessl.finetune_semi import semi_sources as find_unlabelled
+
+        semi_sources = find_unlabelled(cfg, cache, split)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     grid = grid_of(cfg)
@@ -348,8 +353,8 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         if ft.semi != "none":
             from planessl.finetune_semi import build_semi
 
-            module, semi_loader = build_semi(cfg, cache, split, spec, train_ds, net, transferred,
-                                             opt, out, echo)
+            module, semi_loader = build_semi(cfg, semi_sources, split, spec, train_ds, net,
+                                             transferred, opt, out, echo)
         else:
             module = SegmentationTask(net, transferred, lambda_ce=ft.lambda_ce,
                                       lambda_dice=ft.lambda_dice, **opt)
@@ -430,6 +435,9 @@ def resume_checkpoint(out: Path, config: dict) -> Path:
     differs, or a missing / corrupt checkpoint)."""
     from planessl.engine import last_checkpoint
 
+    if not (Path(out) / "config.yaml").is_file():
+        raise PlaneSSLError(f"{out}: no fine-tuning run to resume (no config.yaml); run "
+                            f"without --resume first")
     saved = read_run_config(out)
 
     def flat(d: dict, prefix: str = "") -> dict:

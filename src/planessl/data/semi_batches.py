@@ -49,24 +49,23 @@ def _rank_world() -> tuple[int, int]:
 
 
 class StepSampler(Sampler):
-    """Yields ``(global step, rank, world size)`` for the steps of an epoch of
-    ``steps_per_epoch`` steps (Lightning calls :meth:`set_epoch`); rank and world size
-    are read from ``torch.distributed`` when iterated."""
+    """Yields ``(global step, rank, world size)`` for the ``steps_per_epoch`` steps of an
+    epoch, from :attr:`start` (set to the trainer's global step at the start of every
+    epoch by :class:`planessl.tasks.semi.SemiSegmentationTask`; Lightning's epoch number
+    is not used: after a resume from a checkpoint written at the end of an epoch Lightning
+    counts one epoch more than an uninterrupted run). Rank and world size are read from
+    ``torch.distributed`` when iterated."""
 
     def __init__(self, steps_per_epoch: int) -> None:
         self.steps_per_epoch = int(steps_per_epoch)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        self.start = 0
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
     def __iter__(self):
         rank, world = _rank_world()
-        first = self.epoch * self.steps_per_epoch
-        for step in range(first, first + self.steps_per_epoch):
+        for step in range(self.start, self.start + self.steps_per_epoch):
             yield (step, rank, world)
 
 

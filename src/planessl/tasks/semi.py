@@ -75,12 +75,14 @@ class SemiSegmentationTask(SegmentationTask):
         seed: the run's seed (feature dropout draws).
         stream: what the checkpoint records about the unlabelled images: ``count`` and
             ``digest`` (of the studies used), ``batch_size``; checked on resume.
+        step_sampler: the :class:`planessl.data.semi_batches.StepSampler` of the training
+            loader; its first step is set at every epoch start.
         **kwargs: :class:`SegmentationTask`'s optimiser and loss weights.
     """
 
     def __init__(self, net: SegmentationNet, transferred: Iterable[str] = (), method: str = "fixmatch",
                  semi: SemiConfig | None = None, seed: int = 0, stream: dict | None = None,
-                 **kwargs) -> None:
+                 step_sampler=None, **kwargs) -> None:
         super().__init__(net, transferred, **kwargs)
         from monai.losses import MaskedDiceLoss
 
@@ -92,6 +94,7 @@ class SemiSegmentationTask(SegmentationTask):
         self.lambda_dice = float(kwargs.get("lambda_dice", 1.0))
         self.masked_dice = MaskedDiceLoss(include_background=False, softmax=True, to_onehot_y=True)
         self._position = 0
+        self.step_sampler = step_sampler
         if method == "bcp":
             self.teacher = copy.deepcopy(net)
             for p in self.teacher.parameters():
@@ -132,7 +135,7 @@ class SemiSegmentationTask(SegmentationTask):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if int(batch["step"]) != int(self.global_step):  # batches are keyed by the step
             raise RuntimeError(f"semi-supervised batch of step {int(batch['step'])} at step "
-                               f"{int(self.global_step)}: the step sampler lost its epoch")
+                               f"{int(self.global_step)}: the step sampler is out of step")
         n = batch["image"].shape[0]
         w = self.unlabelled_weight()
         if self.method == "fixmatch":
@@ -204,6 +207,11 @@ class SemiSegmentationTask(SegmentationTask):
                 t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
             for t, s in zip(self.teacher.buffers(), self.net.buffers()):
                 t.copy_(s)
+
+    def on_train_epoch_start(self) -> None:
+        # the batches of this epoch are those of the steps from the current global step
+        if self.step_sampler is not None:
+            self.step_sampler.start = int(self.global_step)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
