@@ -64,10 +64,13 @@ def test_default_path_is_the_supervised_one(phantom_cache, tmp_path):
     a = tmp_path / "default"
     _run(phantom_cache, a, [])
     b = tmp_path / "none"
-    _run(phantom_cache, b, ["finetune.semi=none"])
+    said: list[str] = []
+    finetune(phantom_cache, 2, "scratch", b, BASE + ["finetune.semi=none", "finetune.unlabelled=pool"],
+             seed=3, quiet=True, echo=said.append)
+    assert any("finetune.unlabelled is ignored" in m for m in said)
     wa, wb = _weights(a), _weights(b)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert not (a / "unlabelled.json").exists()
+    assert not (a / "unlabelled.json").exists() and not (b / "unlabelled.json").exists()
     ckpt = _last_state(a)
     assert "semi" not in ckpt and not any(k.startswith("teacher.") for k in ckpt["state_dict"])
     assert set(_metrics(a)[0]) >= {"train_loss"} and "train_unsup_loss" not in _metrics(a)[0]
@@ -234,7 +237,6 @@ def test_bad_semi_settings_are_one_line_errors(phantom_cache, tmp_path, capsys):
     cases = [
         (["finetune.semi=mixmatch"], "finetune.semi must be one of"),
         (["finetune.semi=fixmatch"], "needs unlabelled images"),
-        (["finetune.unlabelled=pool"], "finetune.semi=none uses no unlabelled"),
         (["finetune.semi=fixmatch", "finetune.unlabelled=pool", "semi.threshold=1.5"], "semi.threshold"),
         (["finetune.semi=bcp", "finetune.unlabelled=pool", "semi.crop=0"], "semi.crop"),
         (["finetune.semi=bcp", "finetune.unlabelled=pool", "semi.frames=some"], "semi.frames"),

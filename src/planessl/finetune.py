@@ -283,7 +283,9 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     ft = cfg.finetune
     if ft.task not in TASKS:
         raise PlaneSSLError(f"unknown task {ft.task!r}; known: {', '.join(TASKS)}")
-    check_semi(ft.semi, ft.unlabelled, cfg.semi, ft.task)
+    ignored = check_semi(ft.semi, ft.unlabelled, cfg.semi, ft.task)
+    if ignored:
+        echo(f"warning: {ignored}")
     pre_cfg = None
     if init != "scratch":
         pre_cfg = check_pretrain_run(Path(init))

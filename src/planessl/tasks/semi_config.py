@@ -61,15 +61,17 @@ class SemiConfig:
     frames: str = "edes"
 
 
-def check_semi(method: str, unlabelled: list[str], semi: SemiConfig, task: str) -> None:
-    """Refuse an inconsistent semi-supervised setting with one line naming the key."""
+def check_semi(method: str, unlabelled: list[str], semi: SemiConfig, task: str) -> str | None:
+    """Refuse an inconsistent semi-supervised setting with one line naming the key; returns
+    a warning for a setting that is ignored (``finetune.unlabelled`` with
+    ``finetune.semi=none``, e.g. an experiment's supervised arm), else ``None``."""
     if method not in SEMI_METHODS:
         raise PlaneSSLError(f"finetune.semi must be one of {', '.join(SEMI_METHODS)}, got {method!r}")
     if method == "none":
         if unlabelled:
-            raise PlaneSSLError("finetune.unlabelled is set but finetune.semi=none uses no "
-                                "unlabelled images; choose finetune.semi=fixmatch or bcp")
-        return
+            return ("finetune.unlabelled is ignored: finetune.semi=none trains on the labelled "
+                    "studies only")
+        return None
     if task != "segmentation":
         raise PlaneSSLError(f"finetune.semi={method} is for segmentation; the task is {task}")
     if not unlabelled:
@@ -93,3 +95,4 @@ def check_semi(method: str, unlabelled: list[str], semi: SemiConfig, task: str) 
     for key, ok, what in checks:
         if not ok:
             raise PlaneSSLError(f"semi.{key} must be {what}, got {getattr(semi, key)!r}")
+    return None
