@@ -11,7 +11,6 @@ from pathlib import Path
 
 from planessl.evaluation.protocol import Split
 from planessl.runinfo import write_text_atomic
-from planessl.tasks.semi_config import SemiConfig
 
 UNLABELLED_JSON = "unlabelled.json"
 
@@ -79,5 +78,3 @@ def build_semi(cfg, sources: list[tuple], split: Split, spec, labelled_ds, net,
                                   lambda_ce=ft.lambda_ce, lambda_dice=ft.lambda_dice, **opt)
     return module, loader
 
-
-__all__ = ["build_semi", "SemiConfig", "UNLABELLED_JSON"]
