@@ -24,7 +24,8 @@ BASE = ["model.preset=tiny", "trainer.progress_bar=false", "trainer.threads=1",
         "trainer.accelerator=cpu", "data.batch_size=2", "finetune.steps=4",
         "finetune.val_every_n_steps=2", "split.val_size=1", "split.pool_size=3",
         "split.test_fraction=0.25"]
-SEMI = ["finetune.unlabelled=pool", "semi.batch_size=2", "semi.rampup_steps=2",
+SEMI = ["finetune.unlabelled=pool", "semi.batch_size=2", "semi.supervised_steps=1",
+        "semi.rampup_steps=2",
         "semi.threshold=0.3"]  # a low threshold: an untrained network's pixels count
 
 
@@ -95,8 +96,9 @@ def test_method_trains_logs_and_keeps_test_out(method, init, phantom_cache, pret
     ids = [i for v in used.values() for i in v]
     assert ids and not set(ids) & set(split["test"] + split["val"] + split["train"])
     assert set(ids) == set(Cache(phantom_cache).ids) - set(split["test"] + split["val"] + split["train"])
-    ckpt = _last_state(out)
-    assert ckpt["semi"]["method"] == method and ckpt["semi"]["unlabelled_position"] == 4 * 2
+    ckpt = _last_state(out)  # Lightning writes last.ckpt when the validation Dice improves
+    assert ckpt["semi"]["method"] == method
+    assert ckpt["semi"]["unlabelled_position"] == ckpt["global_step"] * 2 > 0
     if method == "bcp":
         state = ckpt["state_dict"]
         teacher = {k[len("teacher."):]: v for k, v in state.items() if k.startswith("teacher.")}
@@ -144,23 +146,44 @@ def test_unlabelled_sources_never_hold_test_studies_or_read_labels(phantom_cache
         unlabelled_sources(other, ["pool"], other.ids, ["sax"])
 
 
-def _interrupt_after(step: int):
-    """A build_trainer that stops the run after ``step`` optimiser steps."""
-    import pytorch_lightning as pl
-
+def _with_callbacks(*callbacks):
+    """A build_trainer that adds ``callbacks`` to the run's trainer."""
     from planessl import engine
 
     real = engine.build_trainer
+
+    def build(*args, callbacks=(), **kw):
+        return real(*args, callbacks=[*callbacks, *extra], **kw)
+
+    extra = list(callbacks)
+    return build
+
+
+def _stop_after(step: int):
+    import pytorch_lightning as pl
 
     class Stop(pl.Callback):
         def on_train_epoch_end(self, trainer, module):
             if trainer.global_step >= step:
                 trainer.should_stop = True
 
-    def build(*args, callbacks=(), **kw):
-        return real(*args, callbacks=[*callbacks, Stop()], **kw)
+    return Stop()
 
-    return build
+
+def _save_final(path: Path):
+    import pytorch_lightning as pl
+
+    class Save(pl.Callback):
+        batches = 0
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.batches += 1
+
+        def on_train_end(self, trainer, module):
+            torch.save({"step": trainer.global_step, "state": module.state_dict(),
+                        "position": module._position, "batches": self.batches}, path)
+
+    return Save()
 
 
 @pytest.mark.parametrize("method", ["fixmatch", "bcp"])
@@ -168,19 +191,26 @@ def test_resume_repeats_an_uninterrupted_run(method, phantom_cache, tmp_path, mo
     from planessl import engine
 
     extra = [f"finetune.semi={method}"] + SEMI
-    whole = tmp_path / "whole"
-    _run(phantom_cache, whole, extra)
+    with monkeypatch.context() as m:
+        m.setattr(engine, "build_trainer", _with_callbacks(_save_final(tmp_path / "whole.pt")))
+        _run(phantom_cache, tmp_path / "whole", extra)
     cut = tmp_path / "cut"
     with monkeypatch.context() as m:
-        m.setattr(engine, "build_trainer", _interrupt_after(2))
+        m.setattr(engine, "build_trainer", _with_callbacks(_stop_after(2)))
         _run(phantom_cache, cut, extra)
-    assert _last_state(cut)["global_step"] == 2
-    _run(phantom_cache, cut, extra, resume=True)
-    a, b = _last_state(whole), _last_state(cut)
-    assert b["global_step"] == a["global_step"] == 4
-    assert a["semi"] == b["semi"]
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert _last_state(cut)["global_step"] == 2  # the first validation always writes it
+    with monkeypatch.context() as m:
+        m.setattr(engine, "build_trainer", _with_callbacks(_save_final(tmp_path / "resumed.pt")))
+        _run(phantom_cache, cut, extra, resume=True)
+    a = torch.load(tmp_path / "whole.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert a["step"] == b["step"] == 4 and a["position"] == b["position"] == 4 * 2
+    assert (a["batches"], b["batches"]) == (4, 2)  # the resumed run trained steps 2 and 3 only
+    assert a["state"].keys() == b["state"].keys()
+    if method == "bcp":
+        assert any(k.startswith("teacher.") for k in a["state"])
+    for k in a["state"]:
+        assert torch.equal(a["state"][k], b["state"][k]), k
     steps = [int(r["step"]) for r in _metrics(cut) if r.get("train_loss")]
     assert steps == sorted(steps)
     with pytest.raises(PlaneSSLError, match="semi.threshold"):

@@ -1,27 +1,32 @@
 """Semi-supervised segmentation fine-tuning: the labelled loss of
 :class:`~planessl.tasks.segmentation.SegmentationTask` plus a loss on unlabelled images.
 
+Both start with ``semi.supervised_steps`` steps on the labelled batch alone (BCP's
+supervised pre-training stage; FixMatch's pseudo-labels of an untrained network are noise),
+then add the unlabelled loss with the weight w(t).
+
 ``fixmatch`` (weak-to-strong consistency, FixMatch / UniMatch style): the network's own
 prediction on the weak view of an unlabelled image (no gradient), kept where its confidence
 (max softmax probability) reaches ``semi.threshold``, is the target of (a) the strong view
 (intensity perturbations + CutMix, see :mod:`planessl.data.semi_batches`) and (b) UniMatch's
 feature perturbation: the weak view's encoder features of every level through channel
-dropout (``semi.feature_dropout``) before the decoder. Loss on each: cross-entropy summed
-over the confident pixels / all pixels (FixMatch) + Dice over the confident pixels
-(MONAI ``MaskedDiceLoss``), weighted like the labelled loss (``finetune.lambda_ce`` /
-``lambda_dice``); total = labelled + w(t) x mean of (a) and (b).
+dropout (``semi.feature_dropout``) before the decoder. Loss on each: Dice over the confident
+pixels of the batch (MONAI ``MaskedDiceLoss``, foreground structures; UniMatch's ACDC
+recipe uses Dice alone on unlabelled images), times ``finetune.lambda_dice``; total =
+labelled + w(t) x mean of (a) and (b).
 
-``bcp`` (Bidirectional Copy-Paste, Bai et al., CVPR 2023): a mean teacher (EMA of the
-student, decay ``min(1 - 1/(step + 1), semi.ema_decay)`` after every optimiser step)
-labels the unlabelled images (argmax). A box of a labelled image (side ``semi.crop``) is
-pasted into each unlabelled image, and a box of an unlabelled image into each labelled one;
-the student is supervised on both mixed images by the true labels on their labelled parts
-(weight 1) and the teacher's pseudo-labels on their unlabelled parts (weight w(t)), Dice +
-cross-entropy per part, each averaged over its part (BCP's ``mix_loss``). BCP's separate
-supervised pre-training stage is replaced by the ramp-up of w(t); its largest-component
-filtering of the pseudo-labels is not done.
+``bcp`` (Bidirectional Copy-Paste, Bai et al., CVPR 2023): a mean teacher, a copy of the
+student at the end of the supervised stage, then its EMA (decay
+``min(1 - 1/(k + 1), semi.ema_decay)`` after the k-th optimiser step since), labels the
+unlabelled images (argmax). A box of a labelled image (side ``semi.crop``) is pasted into
+each unlabelled image, and a box of an unlabelled image into each labelled one; the student
+is supervised on both mixed images by the true labels on their labelled parts (weight 1)
+and the teacher's pseudo-labels on their unlabelled parts (weight w(t)), Dice +
+cross-entropy per part, each averaged over its part (BCP's ``mix_loss``). BCP's
+largest-component filtering of the pseudo-labels is not done.
 
-w(t) = ``semi.weight`` x exp(-5 (1 - t)^2), t = step / ``semi.rampup_steps`` (then 1).
+w(t) = ``semi.weight`` x exp(-5 (1 - t)^2), t = (step - ``semi.supervised_steps``) /
+``semi.rampup_steps`` (then 1).
 Every random draw of a step (feature dropout included) is seeded by ``(seed, step, rank)``,
 the teacher is part of the module's state and the checkpoint records the unlabelled stream
 position, so a resumed run repeats an uninterrupted one.
@@ -54,14 +59,11 @@ def rampup(step: int, rampup_steps: int) -> float:
     return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
-def region_ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-              per_region: bool = True) -> torch.Tensor:
-    """Cross-entropy over the pixels where ``mask`` (B, 1, H, W) is 1, averaged over those
-    pixels (``per_region``) or over all pixels (FixMatch)."""
+def region_ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over the pixels where ``mask`` (B, 1, H, W) is 1."""
     ce = F.cross_entropy(logits.float(), target[:, 0], reduction="none")
     m = mask[:, 0].float()
-    total = (ce * m).sum()
-    return total / m.sum().clamp(min=1.0) if per_region else total / m.numel()
+    return (ce * m).sum() / m.sum().clamp(min=1.0)
 
 
 class SemiSegmentationTask(SegmentationTask):
@@ -92,7 +94,10 @@ class SemiSegmentationTask(SegmentationTask):
         self.stream = dict(stream or {})
         self.lambda_ce = float(kwargs.get("lambda_ce", 1.0))
         self.lambda_dice = float(kwargs.get("lambda_dice", 1.0))
-        self.masked_dice = MaskedDiceLoss(include_background=False, softmax=True, to_onehot_y=True)
+        # Dice over the pixels of the whole batch together (as UniMatch's and BCP's Dice):
+        # a structure absent from one image's masked pixels does not give a per-image term
+        self.masked_dice = MaskedDiceLoss(include_background=False, softmax=True, to_onehot_y=True,
+                                          batch=True)
         self._position = 0
         self.step_sampler = step_sampler
         if method == "bcp":
@@ -102,17 +107,20 @@ class SemiSegmentationTask(SegmentationTask):
 
     # ------------------------------------------------------------------ losses
     def region_loss(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                    per_region: bool = True) -> torch.Tensor:
-        """``lambda_ce`` x :func:`region_ce` + ``lambda_dice`` x Dice over the masked pixels."""
+                    ce: bool = True) -> torch.Tensor:
+        """``lambda_ce`` x :func:`region_ce` (when ``ce``) + ``lambda_dice`` x Dice over the
+        masked pixels."""
         loss = logits.new_zeros((), dtype=torch.float32)
-        if self.lambda_ce:
-            loss = loss + self.lambda_ce * region_ce(logits, target, mask, per_region)
+        if self.lambda_ce and ce:
+            loss = loss + self.lambda_ce * region_ce(logits, target, mask)
         if self.lambda_dice:
             loss = loss + self.lambda_dice * self.masked_dice(logits.float(), target, mask=mask.float())
         return loss
 
     def unlabelled_weight(self) -> float:
-        return self.weight * rampup(int(self.global_step), int(self.semi.rampup_steps))
+        """w(t): 0 during the supervised stage, then the ramp-up to ``semi.weight``."""
+        since = int(self.global_step) - int(self.semi.supervised_steps)
+        return 0.0 if since < 0 else self.weight * rampup(since, int(self.semi.rampup_steps))
 
     def _generator(self, salt: int) -> torch.Generator:
         return torch.Generator().manual_seed(
@@ -138,12 +146,21 @@ class SemiSegmentationTask(SegmentationTask):
                                f"{int(self.global_step)}: the step sampler is out of step")
         n = batch["image"].shape[0]
         w = self.unlabelled_weight()
+        self._position = int(batch["position"])
+        if int(self.global_step) < int(self.semi.supervised_steps):
+            # the supervised stage (BCP's pre-training): the labelled batch alone
+            loss = self.loss(self(batch["image"]), batch["label"])
+            self.log("train_loss", loss, prog_bar=True, batch_size=n)
+            self.log("train_sup_loss", loss, batch_size=n)
+            self.log("train_unsup_weight", 0.0, batch_size=n)
+            return loss
+        if self.method == "bcp" and int(self.global_step) == int(self.semi.supervised_steps):
+            self.teacher.load_state_dict(self.net.state_dict())  # the teacher starts here
         if self.method == "fixmatch":
             sup, unsup, extra = self._fixmatch(batch)
         else:
             sup, unsup, extra = self._bcp(batch)
         loss = sup + w * unsup
-        self._position = int(batch["position"])
         self.log("train_loss", loss, prog_bar=True, batch_size=n)
         self.log("train_sup_loss", sup, batch_size=n)
         self.log("train_unsup_loss", unsup, batch_size=n)
@@ -167,11 +184,11 @@ class SemiSegmentationTask(SegmentationTask):
         box = batch["u_box"] > 0
         pseudo_s = torch.where(box, pseudo.roll(-1, 0), pseudo)
         confident_s = torch.where(box, confident.roll(-1, 0), confident)
-        strong = self.region_loss(net(batch["u_strong"]), pseudo_s, confident_s, per_region=False)
+        strong = self.region_loss(net(batch["u_strong"]), pseudo_s, confident_s, ce=False)
         if self.semi.feature_dropout > 0:
             perturbed = [f[n:] for f in feats]
             fp_logits = net.head(net.backbone.decoder(self._feature_dropout(perturbed)))
-            fp = self.region_loss(fp_logits, pseudo, confident, per_region=False)
+            fp = self.region_loss(fp_logits, pseudo, confident, ce=False)
             unsup = 0.5 * (strong + fp)
         else:
             unsup = strong
@@ -200,8 +217,12 @@ class SemiSegmentationTask(SegmentationTask):
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.method != "bcp":
             return
-        # global_step has already counted this step's optimiser step
-        decay = min(1.0 - 1.0 / (int(self.global_step) + 1), float(self.semi.ema_decay))
+        # global_step has already counted this step's optimiser step; the teacher was
+        # reset to the student at the first step after the supervised stage
+        since = int(self.global_step) - int(self.semi.supervised_steps)
+        if since <= 0:
+            return
+        decay = min(1.0 - 1.0 / (since + 1), float(self.semi.ema_decay))
         with torch.no_grad():
             for t, s in zip(self.teacher.parameters(), self.net.parameters()):
                 t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)

@@ -29,9 +29,12 @@ class SemiConfig:
             labelled loss (fixmatch: of the mean of its strong-view and feature-perturbed
             terms; bcp: of the pseudo-labelled parts of the mixed images); none: the
             method's own (fixmatch 1.0 as UniMatch, bcp 0.5 as BCP's ``u_weight``).
-        rampup_steps: the unlabelled weight rises as ``weight * exp(-5 (1 - t)^2)``,
-            ``t = step / rampup_steps`` (Laine & Aila's sigmoid ramp-up), then stays;
-            0: full weight from the first step.
+        supervised_steps: optimiser steps on the labelled images alone before the
+            unlabelled loss starts (BCP's supervised pre-training stage; bcp's teacher is
+            the student at its end).
+        rampup_steps: then the unlabelled weight rises as ``weight * exp(-5 (1 - t)^2)``,
+            ``t = (step - supervised_steps) / rampup_steps`` (Laine & Aila's sigmoid
+            ramp-up), then stays; 0: full weight at once.
         threshold: fixmatch: pixels whose weak-view confidence (max softmax probability)
             is below this are left out of the unlabelled loss (UniMatch's 0.95 on ACDC).
         feature_dropout: fixmatch: channel dropout rate of UniMatch's feature perturbation
@@ -51,6 +54,7 @@ class SemiConfig:
 
     batch_size: int = 0
     weight: float | None = None
+    supervised_steps: int = 100
     rampup_steps: int = 100
     threshold: float = 0.95
     feature_dropout: float = 0.5
@@ -83,6 +87,7 @@ def check_semi(method: str, unlabelled: list[str], semi: SemiConfig, task: str) 
     checks = [
         ("batch_size", semi.batch_size >= 0, "a number of images >= 0 (0: data.batch_size)"),
         ("weight", semi.weight is None or semi.weight >= 0, ">= 0 (or none)"),
+        ("supervised_steps", semi.supervised_steps >= 0, ">= 0"),
         ("rampup_steps", semi.rampup_steps >= 0, ">= 0"),
         ("threshold", 0.0 <= semi.threshold < 1.0, "in [0, 1)"),
         ("feature_dropout", 0.0 <= semi.feature_dropout < 1.0, "in [0, 1)"),
