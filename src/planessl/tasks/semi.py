@@ -11,7 +11,8 @@ prediction on the weak view of an unlabelled image (no gradient), kept where its
 (intensity perturbations + CutMix, see :mod:`planessl.data.semi_batches`) and (b) UniMatch's
 feature perturbation: the weak view's encoder features of every level through channel
 dropout (``semi.feature_dropout``) before the decoder. Loss on each: Dice over the confident
-pixels of the batch (MONAI ``MaskedDiceLoss``, foreground structures; UniMatch's ACDC
+pixels of the batch (MONAI ``MaskedDiceLoss``, squared probabilities in the denominator,
+foreground structures; UniMatch's ACDC
 recipe uses Dice alone on unlabelled images), times ``finetune.lambda_dice``; total =
 labelled + w(t) x mean of (a) and (b).
 
@@ -94,10 +95,12 @@ class SemiSegmentationTask(SegmentationTask):
         self.stream = dict(stream or {})
         self.lambda_ce = float(kwargs.get("lambda_ce", 1.0))
         self.lambda_dice = float(kwargs.get("lambda_dice", 1.0))
-        # Dice over the pixels of the whole batch together (as UniMatch's and BCP's Dice):
-        # a structure absent from one image's masked pixels does not give a per-image term
+        # Dice over the pixels of the whole batch together, with squared probabilities in the
+        # denominator (as the Dice of UniMatch's and BCP's code): with plain sums, a structure
+        # absent from the masked pixels gets a gradient ~ smooth / (sum p)^2 that explodes as
+        # its probabilities there approach 0 (fixmatch collapsed on phantoms that way)
         self.masked_dice = MaskedDiceLoss(include_background=False, softmax=True, to_onehot_y=True,
-                                          batch=True)
+                                          batch=True, squared_pred=True)
         self._position = 0
         self.step_sampler = step_sampler
         if method == "bcp":
