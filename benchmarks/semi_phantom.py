@@ -6,7 +6,7 @@ and seeds for every method; the semi-supervised cells add ``finetune.unlabelled=
 settings.
 
     python benchmarks/semi_phantom.py [--work /tmp/semi_phantom] [--labelled 1 3]
-        [--seeds 0 1] [--steps 150]
+        [--seeds 0 1] [--steps 300] [--merge OTHER_WORK ...]
 
 Each cell: fine-tune, predict the test subjects (ED and ES), Dice per structure on the 3D
 stack, averaged. Resumable (finished cells in ``WORK/results.csv`` are kept). Writes
@@ -100,10 +100,9 @@ def report(rows: list[dict], args, wall_min: float) -> str:
     by = {(r["method"], int(r["n"]), int(r["seed"])): r for r in rows}
     lines = ["# Semi-supervised fine-tuning on phantoms (supervised vs fixmatch vs bcp, from scratch)",
              "", (__doc__ or "").split("\n\n")[0].strip(), "",
-             f"Command: `python benchmarks/semi_phantom.py --labelled {' '.join(map(str, args.labelled))} "
-             f"--seeds {' '.join(map(str, args.seeds))} --steps {args.steps}` "
-             f"(wall time of the last call {wall_min:.0f} min on 2 CPU cores shared with a "
-             f"benchmark grid, 1 torch thread per cell).", "",
+             f"Command: `{args.command}` (wall time of this call {wall_min:.0f} min on 2 CPU "
+             f"cores shared with a benchmark grid, 1 torch thread per cell; "
+             f"{args.steps} fine-tuning steps).", "",
              "## Mean Dice on the 6 test subjects (ED + ES), mean ± std over seeds", "",
              "| method | " + " | ".join(f"N={n}" for n in ns) + " |",
              "|---|" + "---|" * len(ns)]
@@ -149,10 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/semi_phantom"))
     ap.add_argument("--labelled", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--merge", type=Path, nargs="+", default=[], metavar="WORK",
+                    help="also report the finished cells of these work folders (runs in "
+                         "parallel processes, e.g. one per seed)")
     args = ap.parse_args(argv)
+    args.command = "python benchmarks/semi_phantom.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
     from planessl.cache import write_cache
     from planessl.phantom import make_study
 
@@ -176,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"{row['seconds_per_step']:.2f} s/step", flush=True)
                 rows.append(row)
                 write_rows(table, rows)
+    for other in args.merge:
+        have = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
+        rows += [r for r in read_rows(other / "results.csv")
+                 if (r["method"], int(r["n"]), int(r["seed"])) not in have]
+    rows.sort(key=lambda r: (int(r["seed"]), int(r["n"]), list(METHODS).index(r["method"])))
     args.results.mkdir(parents=True, exist_ok=True)
     write_rows(args.results / "results.csv", rows)
     text = report(rows, args, (time.time() - t0) / 60)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 import torch.multiprocessing as mp
 
@@ -280,3 +281,26 @@ def test_bad_semi_settings_are_one_line_errors(phantom_cache, tmp_path, capsys):
            "finetune.unlabelled=pool"] + BASE
     assert "is for segmentation" in _one_line_error(capsys, cls)
     assert "no fine-tuning run to resume" in _one_line_error(capsys, base + ["--resume"])
+
+
+def test_weight_schedule_boxes_and_stream():
+    from planessl.data.semi_batches import SemiBatches, random_box, unlabelled_position
+    from planessl.tasks.semi import rampup
+
+    assert rampup(0, 100) == pytest.approx(math.exp(-5)) and rampup(100, 100) == 1.0
+    assert rampup(50, 100) == pytest.approx(math.exp(-5 * 0.25)) and rampup(7, 0) == 1.0
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        box = random_box(rng, 48, 2 / 3)  # BCP: a square of 2/3 of the side
+        rows, cols = np.nonzero(box)
+        assert box.sum() == 32 * 32 and np.ptp(rows) == np.ptp(cols) == 31
+        cut = random_box(rng, 48)  # CutMix: 2-40 % of the image, one rectangle
+        rows, cols = np.nonzero(cut)
+        assert 0.01 <= cut.mean() <= 0.42 and cut.sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+    # the stream: every image once per pass, passes differ, ranks interleave
+    batches = SemiBatches.__new__(SemiBatches)
+    batches.unlabelled, batches.seed, batches._perm = list(range(10)), 5, None
+    first, second = batches.stream(0, 10), batches.stream(10, 10)
+    assert sorted(first) == sorted(second) == list(range(10)) and first != second
+    assert batches.stream(7, 6) == first[7:] + second[:3]
+    assert unlabelled_position(3, 1, 2, 4) == (3 * 2 + 1) * 4
