@@ -94,15 +94,17 @@ def run_cell(method: str, n: int, seed: int, cache: Path, out: Path, steps: int,
     return row
 
 
-def report(rows: list[dict], args, wall_min: float) -> str:
+def report(rows: list[dict], args) -> str:
     ns = sorted({int(r["n"]) for r in rows})
     seeds = sorted({int(r["seed"]) for r in rows})
     by = {(r["method"], int(r["n"]), int(r["seed"])): r for r in rows}
     lines = ["# Semi-supervised fine-tuning on phantoms (supervised vs fixmatch vs bcp, from scratch)",
              "", (__doc__ or "").split("\n\n")[0].strip(), "",
-             f"Command: `{args.command}` (wall time of this call {wall_min:.0f} min on 2 CPU "
-             f"cores shared with a benchmark grid, 1 torch thread per cell; "
-             f"{args.steps} fine-tuning steps).", "",
+             f"Command: `{args.command}` ({args.steps} fine-tuning steps; cells' total time "
+             f"{sum(float(r['cell_seconds']) for r in rows) / 60:.0f} min on 2 CPU cores shared "
+             f"with a benchmark grid, 1 torch thread per cell"
+             + ("; the folders after `--merge` were made by the same command with their own "
+                "`--work` and `--seeds`, in parallel processes" if args.merge else "") + ").", "",
              "## Mean Dice on the 6 test subjects (ED + ES), mean ± std over seeds", "",
              "| method | " + " | ".join(f"N={n}" for n in ns) + " |",
              "|---|" + "---|" * len(ns)]
@@ -160,7 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     from planessl.cache import write_cache
     from planessl.phantom import make_study
 
-    t0 = time.time()
     args.work.mkdir(parents=True, exist_ok=True)
     cache = args.work / "cache"
     if not (cache / "manifest.json").is_file():
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: (int(r["seed"]), int(r["n"]), list(METHODS).index(r["method"])))
     args.results.mkdir(parents=True, exist_ok=True)
     write_rows(args.results / "results.csv", rows)
-    text = report(rows, args, (time.time() - t0) / 60)
+    text = report(rows, args)
     tmp = args.results / ".README.md.tmp"
     tmp.write_text(text)
     os.replace(tmp, args.results / "README.md")
