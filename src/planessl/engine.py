@@ -249,11 +249,13 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
         return list(reader.fieldnames or []), list(reader)
 
 
-def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule,
-        out_dir: str | Path, ckpt_path: str | Path | None = None) -> None:
-    """``trainer.fit``, resuming from ``ckpt_path`` when given, keeping the run's earlier
-    ``metrics.csv`` rows (Lightning's CSV logger would delete them): rows logged before the
-    checkpoint's step are kept, later ones (lost work after a crash) are replaced."""
+def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule | None,
+        out_dir: str | Path, ckpt_path: str | Path | None = None, *,
+        train_dataloaders=None, val_dataloaders=None) -> None:
+    """``trainer.fit`` (on ``datamodule``, or on ``train_dataloaders`` / ``val_dataloaders``),
+    resuming from ``ckpt_path`` when given, keeping the run's earlier ``metrics.csv`` rows
+    (Lightning's CSV logger would delete them): rows logged before the checkpoint's step
+    are kept, later ones (lost work after a crash) are replaced."""
     import csv
 
     out_dir = Path(out_dir)
@@ -261,7 +263,8 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
     kept = out_dir / f".{METRICS_FILE}.before-resume"
     if ckpt_path is not None and trainer.is_global_zero and old.is_file():
         os.replace(old, kept)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    trainer.fit(module, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders,
+                datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     if not (kept.is_file() and trainer.is_global_zero):
         return
     step = int(torch.load(ckpt_path, map_location="cpu", weights_only=False).get("global_step", 0))

@@ -28,6 +28,7 @@ from planessl.data.augment import FinetuneAugmentConfig
 from planessl.errors import PlaneSSLError
 from planessl.evaluation.protocol import Split, few_label_split
 from planessl.runinfo import save_run_info, write_text_atomic
+from planessl.tasks.semi_config import SemiConfig, check_semi
 
 TASKS = ("segmentation", "classification")
 MODEL_JSON = "model.json"
@@ -57,6 +58,12 @@ class FinetuneSection:
         target_keys: several study targets (e.g. ``[abnormal,acl,meniscus]``): a multi-label
             classifier (one sigmoid each; exam-level poolings only); empty: ``target_key``.
         slices_per_view: exam-level classification: slices of each input view per exam.
+        semi: semi-supervised segmentation: ``none`` (labelled studies only), ``fixmatch``
+            (weak-to-strong consistency) or ``bcp`` (bidirectional copy-paste with a mean
+            teacher); settings in the ``semi`` section (:mod:`planessl.tasks.semi`).
+        unlabelled: the unlabelled images of ``semi``: ``pool`` (the cache's studies that
+            are neither test, validation nor labelled training) and / or cache folders;
+            test, validation and labelled ids are left out of every source.
     """
 
     task: str = "segmentation"
@@ -72,6 +79,8 @@ class FinetuneSection:
     pooling: str = "image"
     target_keys: list[str] = field(default_factory=list)
     slices_per_view: int = 8
+    semi: str = "none"
+    unlabelled: list[str] = field(default_factory=list)
 
 
 POOLINGS = ("image", "max", "mean")
@@ -115,6 +124,7 @@ class FinetuneConfig:
     optim: OptimConfig = field(default_factory=_finetune_optim)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    semi: SemiConfig = field(default_factory=SemiConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
 
 
@@ -248,7 +258,7 @@ def load_config_for(overrides: list[str], config_file: str | None = None) -> Fin
 def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path,
              overrides: list[str] | None = None, seed: int | None = None,
              config_file: str | None = None, echo: Callable[[str], None] = print,
-             quiet: bool = False) -> dict:
+             quiet: bool = False, resume: bool = False) -> dict:
     """Run one fine-tuning; returns ``model.json``'s content (plus timing).
 
     Args:
@@ -260,6 +270,8 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         seed: overrides ``seed``.
         echo: where planessl's messages go.
         quiet: no progress bar (for runs inside :func:`planessl.engine.quiet_logging`).
+        resume: continue ``out`` from its last checkpoint (same configuration required;
+            exact for ``finetune.semi`` methods, whose batches are seeded per step).
     """
     import pytorch_lightning as pl
     import torch
@@ -269,7 +281,7 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     from planessl.data.labelled import (ClassificationDataset, GridSpec,
                                         InMemorySegmentationDataset, study_target)
     from planessl.data.transforms import PlaneAugment
-    from planessl.engine import WEIGHTS_FILE, build_trainer, resolve_precision, save_weights
+    from planessl.engine import WEIGHTS_FILE, build_trainer, fit, resolve_precision, save_weights
     from planessl.tasks.classification import ClassificationTask
     from planessl.tasks.segmentation import SegmentationTask
     from planessl.tasks.transfer import load_weights, report_transfer, transfer_backbone
@@ -281,6 +293,9 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     ft = cfg.finetune
     if ft.task not in TASKS:
         raise PlaneSSLError(f"unknown task {ft.task!r}; known: {', '.join(TASKS)}")
+    ignored = check_semi(ft.semi, ft.unlabelled, cfg.semi, ft.task)
+    if ignored:
+        echo(f"warning: {ignored}")
     pre_cfg = None
     if init != "scratch":
         pre_cfg = check_pretrain_run(Path(init))
@@ -293,6 +308,11 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
                                             scratch=pre_cfg is None):
             echo(f"from the cache: {note}")
     split = make_split(cache, cfg, n_labelled)
+    semi_sources = None
+    if ft.semi != "none":
+        from planessl.finetune_semi import semi_sources as find_unlabelled
+
+        semi_sources = find_unlabelled(cfg, cache, split)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     grid = grid_of(cfg)
@@ -315,6 +335,7 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         values = [study_target(cache.entry(i), ft.target_key) for i in split.train + split.val + split.test]
         n_classes = max(2, max(v for v in values if v is not None) + 1)
     cfg.trainer.precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    ckpt_path = resume_checkpoint(out, config_to_dict(cfg)) if resume else None
     save_run_info(out, config_to_dict(cfg), cfg.seed)
     write_text_atomic(out / "split.json", json.dumps(split.to_dict(), indent=1))
 
@@ -331,6 +352,7 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     else:
         write_text_atomic(out / "transfer.json", json.dumps({"scope": "scratch", "transferred": [],
                                                              "missing": [], "unexpected": []}))
+    semi_loader = None
     spec = GridSpec(grid["image_size"], grid["spacing_mm"], tuple(grid["clip_percentiles"]),
                     tuple(grid["input_views"]))
     aug = cfg.augment
@@ -346,8 +368,14 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
         val_ds = (InMemorySegmentationDataset(
             cache, split.val, spec, build_segmentation_augment(plain, spec.image_size, spec.spacing_mm),
             1.0, n_classes, edes_only=True) if split.val else None)
-        module = SegmentationTask(net, transferred, lambda_ce=ft.lambda_ce,
-                                  lambda_dice=ft.lambda_dice, **opt)
+        if ft.semi != "none":
+            from planessl.finetune_semi import build_semi
+
+            module, semi_loader = build_semi(cfg, semi_sources, split, spec, train_ds, net,
+                                             transferred, opt, out, echo)
+        else:
+            module = SegmentationTask(net, transferred, lambda_ce=ft.lambda_ce,
+                                      lambda_dice=ft.lambda_dice, **opt)
         monitor = "val_dice"
     elif ft.pooling != "image":
         from planessl.data.labelled import ExamClassificationDataset
@@ -381,6 +409,8 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
                           sampler=RandomSampler(train_ds, replacement=True,
                                                 num_samples=interval * bs, generator=gen),
                           drop_last=True, persistent_workers=cfg.data.num_workers > 0)
+    if semi_loader is not None:  # one batch per step, seeded by the step
+        train_dl = semi_loader
     val_dl = (DataLoader(val_ds, batch_size=bs, num_workers=cfg.data.num_workers)
               if val_ds is not None else None)
     tr = dataclasses.replace(cfg.trainer, max_steps=ft.steps, max_epochs=-1, val_every_n_epochs=1,
@@ -388,7 +418,7 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     trainer = build_trainer(tr, out, monitor=monitor if val_dl is not None else None, mode="max",
                             use_distributed_sampler=False, quiet=quiet)
     t0 = time.time()
-    trainer.fit(module, train_dl, val_dl)
+    fit(trainer, module, None, out, ckpt_path, train_dataloaders=train_dl, val_dataloaders=val_dl)
     train_s = time.time() - t0
     ckpt = trainer.checkpoint_callback
     best = ckpt.best_model_path if val_dl is not None else ""
@@ -415,6 +445,31 @@ def finetune(cache_path: str | Path, n_labelled: int, init: str, out: str | Path
     echo(f"fine-tuned {ft.task} on {n_labelled} labelled studies ({', '.join(split.train)}) "
          f"in {train_s:.0f} s; weights: {out / WEIGHTS_FILE}")
     return model
+
+
+def resume_checkpoint(out: Path, config: dict) -> Path:
+    """The last checkpoint of run ``out`` to resume, after checking that ``config`` is the
+    configuration the run was started with (PlaneSSLError naming the first key that
+    differs, or a missing / corrupt checkpoint)."""
+    from planessl.engine import last_checkpoint
+
+    if not (Path(out) / "config.yaml").is_file():
+        raise PlaneSSLError(f"{out}: no fine-tuning run to resume (no config.yaml); run "
+                            f"without --resume first")
+    saved = read_run_config(out)
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        items = {}
+        for k, v in d.items():
+            items.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return items
+
+    old, new = flat(saved), flat(config)
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            raise PlaneSSLError(f"{out}: cannot resume: the run was started with {key}="
+                                f"{old.get(key)!r}, now {new.get(key)!r}")
+    return last_checkpoint(out)
 
 
 def load_finetuned(run: str | Path, task: str | None = None):

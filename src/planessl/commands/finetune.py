@@ -18,8 +18,12 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="RUN2", help="output run folder")
     p.add_argument("--seed", type=int, default=None, help="seed (choice of the N studies, init)")
     p.add_argument("--config", default=None, metavar="YAML", help="configuration file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN2 from its last checkpoint (same arguments required; "
+                        "exact for finetune.semi=fixmatch|bcp)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="configuration overrides, e.g. finetune.steps=300 finetune.transfer=encoder")
+                   help="configuration overrides, e.g. finetune.steps=300 finetune.transfer=encoder "
+                        "finetune.semi=fixmatch finetune.unlabelled=pool")
     p.set_defaults(func=run)
 
 
@@ -28,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = [f"finetune.task={args.task}"] + list(args.overrides)
     finetune(args.data, args.labelled, args.init, args.out, overrides, seed=args.seed,
-             config_file=args.config)
+             config_file=args.config, resume=args.resume)
     return 0

@@ -65,28 +65,48 @@ def build_segmentation_augment(cfg: FinetuneAugmentConfig, image_size: int, spac
     """A MONAI ``Compose`` over ``{"image", "label"}`` (channel-first tensors of the margin
     grid) returning ``image_size x image_size`` crops; ``cfg.enabled = False`` gives the
     plain central crop."""
-    from monai.transforms import (CenterSpatialCropd, Compose, Rand2DElasticd,
-                                  RandAdjustContrastd, RandBiasFieldd, RandFlipd,
-                                  RandGaussianNoised, RandGaussianSmoothd, RandScaleIntensityd)
+    from monai.transforms import CenterSpatialCropd, Compose
 
     keys = ("image", "label")
     size = (int(image_size), int(image_size))
     if not cfg.enabled:
         return Compose([CenterSpatialCropd(keys, size)])
+    return Compose(spatial_transforms(cfg, image_size, spacing_mm, keys)
+                   + intensity_transforms(cfg))
+
+
+def spatial_transforms(cfg: FinetuneAugmentConfig, image_size: int, spacing_mm: float,
+                       keys: tuple[str, ...] = ("image", "label")) -> list:
+    """The spatial part of the augmentation: one MONAI ``Rand2DElasticd`` (rotation, zoom,
+    shift, elastic deformation; central ``image_size`` crop; ``label`` nearest neighbour)
+    and, with ``cfg.flip``, a left-right flip."""
+    from monai.transforms import Rand2DElasticd, RandFlipd
+
+    size = (int(image_size), int(image_size))
     lo, hi = cfg.zoom
     # MONAI's scale acts on the sampling grid: a factor s shows the image 1/s times as large.
     scale = (1.0 / hi - 1.0, 1.0 / lo - 1.0)
     shift_px = cfg.shift_mm / spacing_mm
     control_px = max(4.0, cfg.elastic_spacing_mm / spacing_mm)
+    modes = tuple("nearest" if k == "label" else "bilinear" for k in keys)
     spatial = Rand2DElasticd(
         keys, spacing=(control_px, control_px), prob=1.0,
         magnitude_range=(0.0, max(0.0, cfg.elastic_magnitude)),
         rotate_range=math.radians(cfg.rotation_deg), scale_range=(scale, scale),
         translate_range=(shift_px, shift_px), spatial_size=size,
-        mode=("bilinear", "nearest"), padding_mode="zeros")
+        mode=modes, padding_mode="zeros")
     transforms = [spatial]
     if cfg.flip:
         transforms.append(RandFlipd(keys, prob=0.5, spatial_axis=1))
+    return transforms
+
+
+def intensity_transforms(cfg: FinetuneAugmentConfig, prob: float | None = None) -> list:
+    """The intensity part on ``image``: bias field, gamma, contrast, noise, blur (MONAI),
+    each with its ``cfg.*_prob`` or, when ``prob`` is given, with that probability."""
+    from monai.transforms import (RandAdjustContrastd, RandBiasFieldd, RandGaussianNoised,
+                                  RandGaussianSmoothd, RandScaleIntensityd)
+
     intensity = [
         (cfg.bias_prob, lambda p: RandBiasFieldd("image", coeff_range=(0.0, cfg.bias_coeff), prob=p)),
         (cfg.gamma_prob, lambda p: RandAdjustContrastd("image", gamma=tuple(cfg.gamma), prob=p)),
@@ -96,6 +116,6 @@ def build_segmentation_augment(cfg: FinetuneAugmentConfig, image_size: int, spac
         (cfg.blur_prob, lambda p: RandGaussianSmoothd("image", sigma_x=tuple(cfg.blur_sigma_px),
                                                       sigma_y=tuple(cfg.blur_sigma_px), prob=p)),
     ]
-    transforms += [make(p) for p, make in intensity if p > 0]
-    return Compose(transforms)
-
+    if prob is not None:
+        return [make(prob) for _, make in intensity] if prob > 0 else []
+    return [make(p) for p, make in intensity if p > 0]

@@ -139,6 +139,43 @@ def margin_size(image_size: int, margin: float) -> int:
     return int(image_size) + 2 * extra
 
 
+def margin_image(raw: np.ndarray, source: Plane, spec: GridSpec,
+                 margin: float) -> tuple[np.ndarray, Plane]:
+    """A 2D image resampled onto the input grid widened by ``margin`` (:func:`margin_size`),
+    scaled to about [0, 1] by the 0.5 and 99.5 percentiles of its central input-grid part;
+    returns the image and its grid plane."""
+    size = spec.image_size
+    big = margin_size(size, margin)
+    pad = (big - size) // 2
+    grid = input_plane(source, spec.spacing_mm, size).crop(-pad, -pad, big, big)
+    raw = np.asarray(raw, dtype=np.float32)
+    image = resample_to_plane(raw, source, grid, cval=float(raw.min()))
+    centre = image[pad:pad + size, pad:pad + size]
+    lo, hi = np.percentile(centre, [0.5, 99.5])
+    return (image - lo) / max(float(hi - lo), 1e-6), grid
+
+
+def transformed_item(transform, image: torch.Tensor, label: torch.Tensor | None,
+                     percentiles: tuple[float, float]) -> dict[str, torch.Tensor]:
+    """A margin-grid image (and label map) through the MONAI ``transform`` (with the
+    transform's current random state), then clipped and z-scored like ``predict``'s
+    inputs. Returns ``image`` (1, H, W) float32 and, with a label, ``label`` (1, H, W) int64."""
+    from monai.data import get_track_meta, set_track_meta
+
+    tracking = get_track_meta()
+    set_track_meta(False)  # plain tensors: MONAI's metadata is not needed here
+    try:
+        data = {"image": image} if label is None else {"image": image, "label": label.float()}
+        item = transform(data)
+    finally:
+        set_track_meta(tracking)
+    out = normalise_intensity(torch.as_tensor(item["image"])[0].numpy(), percentiles)
+    result = {"image": torch.from_numpy(np.ascontiguousarray(out[None]))}
+    if label is not None:
+        result["label"] = torch.as_tensor(item["label"]).round().long().contiguous()
+    return result
+
+
 class InMemorySegmentationDataset(Dataset):
     """Every labelled 2D image of the given studies, resampled once and held in memory.
 
@@ -157,9 +194,6 @@ class InMemorySegmentationDataset(Dataset):
     def __init__(self, cache: Cache, ids: Sequence[str], spec: GridSpec, transform,
                  margin: float = 1.0, n_classes: int = 4, edes_only: bool = False) -> None:
         self.spec, self.transform, self.n_classes = spec, transform, n_classes
-        size = spec.image_size
-        big = margin_size(size, margin)
-        pad = (big - size) // 2
         images, labels = [], []
         for sid in ids:
             study = cache.load(sid)
@@ -167,12 +201,8 @@ class InMemorySegmentationDataset(Dataset):
                 series = study.series[s_idx]
                 for k in range(series.n_slices):
                     source = series.planes[k]
-                    grid = input_plane(source, spec.spacing_mm, size).crop(-pad, -pad, big, big)
-                    raw = np.asarray(series.pixels[k, frame], dtype=np.float32)
-                    image = resample_to_plane(raw, source, grid, cval=float(raw.min()))
-                    centre = image[pad:pad + size, pad:pad + size]
-                    lo, hi = np.percentile(centre, [0.5, 99.5])
-                    images.append((image - lo) / max(float(hi - lo), 1e-6))
+                    image, grid = margin_image(series.pixels[k, frame], source, spec, margin)
+                    images.append(image)
                     label = labels_on_grid(series.labels[k, frame], source, grid)
                     label[label >= n_classes] = 0
                     labels.append(label.astype(np.uint8))
@@ -186,8 +216,6 @@ class InMemorySegmentationDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        from monai.data import get_track_meta, set_track_meta
-
         # The transforms' random state is seeded once per process from torch's generator
         # (seeded by the engine, per worker by Lightning), then runs on: reproducible,
         # without re-seeding every transform per item.
@@ -195,17 +223,13 @@ class InMemorySegmentationDataset(Dataset):
             if hasattr(self.transform, "set_random_state"):
                 self.transform.set_random_state(seed=int(torch.randint(0, 2**31 - 1, (1,))))
             self._seeded_pid = os.getpid()
-        tracking = get_track_meta()
-        set_track_meta(False)  # plain tensors: MONAI's metadata is not needed here
-        try:
-            item = self.transform({"image": self.images[index], "label": self.labels[index].float()})
-        finally:
-            set_track_meta(tracking)
-        image = normalise_intensity(torch.as_tensor(item["image"])[0].numpy(),
-                                    self.spec.clip_percentiles)
-        label = torch.as_tensor(item["label"]).round().long()
-        return {"image": torch.from_numpy(np.ascontiguousarray(image[None])),
-                "label": label.contiguous()}
+        return self.transformed(index)
+
+    def transformed(self, index: int) -> dict[str, torch.Tensor]:
+        """Item ``index`` drawn with the transform's current random state (no seeding;
+        :mod:`planessl.data.semi_batches` seeds it per item for exact resume)."""
+        return transformed_item(self.transform, self.images[index], self.labels[index],
+                                self.spec.clip_percentiles)
 
 
 def exam_slices(series: Series, count: int, rng: np.random.Generator | None = None) -> list[int]:
