@@ -21,7 +21,12 @@ patients with benchmarks/acdc_tune.py) and pretrains with configs/acdc_pretrain.
   from both);
 - more arms of the earlier tables (``--methods``): ``slices-acdc``, ``multitask-mixed`` and the
   competing methods ``simclr-acdc``, ``gcl-acdc``, ``pcl-acdc``, ``rotation-acdc``,
-  ``anatomy-phantom`` (published defaults, untuned).
+  ``anatomy-phantom`` (published defaults, untuned);
+- semi-supervised fine-tuning arms (``--methods``; ``finetune.semi``, the unlabelled images
+  being every cache study outside test, validation and the N labelled): ``semi-fixmatch``,
+  ``semi-bcp`` from scratch, ``semi-fixmatch-genesis``, ``semi-bcp-genesis`` from the
+  ``genesis-acdc`` pretraining. Their fine-tuning budget is the recipe's (1,000 steps, of which
+  ``semi.supervised_steps`` supervised); a semi step costs about 3x a supervised one.
 
 One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
 largest connected component of each structure; the metric is Dice per structure on the 3D SAX
@@ -69,7 +74,11 @@ COMPETING_ARMS = ("simclr-acdc", "gcl-acdc", "pcl-acdc", "rotation-acdc", "genes
 # the ACDC pool, or lines + slices on the mixed caches, plus Models Genesis restoration, so the
 # decoder is pretrained too.
 RESTORE_ARMS = ("slices-genesis-acdc", "multitask-genesis-mixed")
-METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS, *RESTORE_ARMS)
+# Semi-supervised fine-tuning (finetune.semi) on the same split, recipe and seeds: the
+# unlabelled images are the cache's studies outside test, validation and the N labelled
+# ("pool"), from scratch or from another arm's pretraining (its run is shared, not redone).
+SEMI_ARMS = ("semi-fixmatch", "semi-bcp", "semi-fixmatch-genesis", "semi-bcp-genesis")
+METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS, *RESTORE_ARMS, *SEMI_ARMS)
 # The stratified protocol's arms (the protocol issue), in the order of the tables.
 MAIN_ARMS = ("scratch", "genesis-acdc", "slices-genesis-acdc", "multitask-phantom",
              "multitask-genesis-mixed")
@@ -104,7 +113,10 @@ def arms(phantom: Path) -> dict:
                                              overrides=["task.restore_weight=1.0"]),
             "multitask-genesis-mixed": ArmConfig(task="multitask", data=[str(phantom)],
                                                  pool=True, weights=[1.0, 1.0],
-                                                 overrides=["task.restore_weight=1.0"])}
+                                                 overrides=["task.restore_weight=1.0"]),
+            **{f"semi-{semi}{'-genesis' if init != 'scratch' else ''}": ArmConfig(
+                init=init, finetune=[f"finetune.semi={semi}", "finetune.unlabelled=[pool]"])
+               for semi in ("fixmatch", "bcp") for init in ("scratch", "genesis-acdc")}}
 
 
 def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: list[int],
