@@ -17,8 +17,6 @@ differences to supervised and the cost per step and per cell).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import statistics
 import sys
@@ -26,6 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+from planessl.experiment import read_rows, write_rows  # noqa: E402
+
 RESULTS = ROOT / "benchmarks/results/semi_phantom"
 METHODS = {"supervised": [],
            "fixmatch": ["finetune.semi=fixmatch", "finetune.unlabelled=pool"],
@@ -40,26 +41,6 @@ def grid(steps: int, n_max: int) -> list[str]:
             "trainer.progress_bar=false", "trainer.threads=1", f"finetune.steps={steps}",
             "finetune.val_every_n_steps=50", "data.batch_size=8", f"split.pool_size={n_max + 1}",
             "split.val_size=2", f"split.test_fraction={test / SUBJECTS}"]
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
 
 
 def run_cell(method: str, n: int, seed: int, cache: Path, out: Path, steps: int, n_max: int) -> dict:
