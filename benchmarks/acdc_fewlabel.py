@@ -40,6 +40,13 @@ report is rewritten from the rows finished so far)::
     python benchmarks/acdc_fewlabel.py --jobs 2 --work /tmp/acdc_bench/strat
     python benchmarks/acdc_fewlabel.py --report --work /tmp/acdc_bench/strat   # report only
 
+On another machine (a later session), resume the committed grid: its rows are merged, the
+pretraining runs are made again and checked against the weights' SHA-256 in
+``pretrain_runs.csv`` (the run stops if they differ), then the missing cells run::
+
+    python benchmarks/acdc_fewlabel.py --jobs 2 --work /tmp/acdc_bench/strat \
+        --merge benchmarks/results/acdc_fewlabel/results.csv
+
 An ablation changes one setting of every cell, in its own work folder, e.g. fine-tuning the
 transferred encoder only, with the pretraining runs of the main experiment::
 
@@ -267,6 +274,28 @@ def pretrain_record(exp: Path) -> list[dict]:
     return out
 
 
+def check_pretraining(cfg, exp: Path, results: Path, jobs: int) -> None:
+    """Before resuming cells of a committed grid on another machine: make the pretraining
+    runs the unfinished cells need, and stop unless each one's weights have the SHA-256
+    recorded in ``results/pretrain_runs.csv`` (cells from other weights would mix two
+    experiments in one table)."""
+    from planessl.experiment import read_rows, run_experiment
+
+    recorded = {r["arm"]: r["weights_sha256"] for r in read_rows(results / "pretrain_runs.csv")}
+    if not recorded:
+        return
+    run_experiment(cfg, exp, jobs=jobs, pretrain_only=True)
+    for row in pretrain_record(exp):
+        want = recorded.get(row["arm"])
+        if want is not None and want != row["weights_sha256"]:
+            raise SystemExit(f"{exp / 'pretrain' / row['arm']}: weights differ from the ones "
+                             f"the committed cells were made with ({results / 'pretrain_runs.csv'}: "
+                             f"{want[:12]}..., now {row['weights_sha256'][:12]}...); refusing to "
+                             f"mix them. Use a new --results folder for a new grid.")
+        if want is not None:
+            print(f"pretraining {row['arm']}: same weights as the committed cells'")
+
+
 def publish(exp: Path, results: Path, command: str) -> None:
     """Copy the experiment's files into ``results`` and rewrite its page."""
     from planessl.evaluation.curves import plot_learning_curves
@@ -344,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.pretrain += [f"trainer.max_steps={args.pretrain_steps}", *args.pretrain_extra]
     if args.reuse_pretrain is not None and not (exp / "pretrain").is_dir():
         shutil.copytree(args.reuse_pretrain / "pretrain", exp / "pretrain")
+    check_pretraining(cfg, exp, results, args.jobs)
     rows, summary = run_experiment(cfg, exp, jobs=args.jobs)
     print(summary)
     print(f"wall time {(time.time() - t0) / 60:.1f} min")

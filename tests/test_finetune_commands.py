@@ -273,6 +273,11 @@ def test_experiment_jobs_2_gives_the_rows_of_jobs_1(phantom_cache, tmp_path, cap
            "finetune": FT + ["finetune.steps=3"]}
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    # --pretrain-only: the pretraining the cells need, and no cell
+    pre = tmp_path / "exp-pre"
+    assert main(["experiment", str(path), "--out", str(pre), "--pretrain-only"]) == 0
+    assert (pre / "pretrain" / "slices" / "weights.safetensors").is_file()
+    assert not (pre / "cells").exists() and not (pre / "results.csv").exists()
     results = {}
     for jobs in (1, 2):
         out = tmp_path / f"exp-j{jobs}"

@@ -435,8 +435,12 @@ def _grid_order(rows: list[dict], grid: list[tuple[int, str, int]]) -> list[dict
 
 def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None = None,
                    overrides: list[str] | None = None,
-                   echo: Callable[[str], None] = print, jobs: int = 1) -> tuple[list[dict], str]:
+                   echo: Callable[[str], None] = print, jobs: int = 1,
+                   pretrain_only: bool = False) -> tuple[list[dict], str]:
     """Run (or resume) an experiment; returns the results rows and the summary Markdown.
+
+    ``pretrain_only``: run just the pretraining runs that the unfinished cells need (e.g. to
+    check them before a long grid resumes on another machine), no cell.
 
     ``jobs`` > 1 runs that many pretraining runs and cells at once, each in a fresh process
     (spawned) with ``cores // jobs`` torch threads unless the recipes fix
@@ -523,6 +527,13 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     def plan_of(job: _Job) -> PretrainPlan | None:
         return plans[job.method] if job.kind == "cell" else pretrain_plan(job.method, cfg, base)
 
+    if pretrain_only:
+        cell_jobs = []
+        if jobs == 1:
+            for pre in pre_jobs.values():
+                pretrain_once(pre.method, plan_of(pre), pre.seed, cache_path, split.pretrain,
+                              pre.out, echo)
+            pre_jobs = {}
     if jobs == 1:
         for job in cell_jobs:
             pre = pre_jobs.pop(job.needs, None) if job.needs is not None else None
@@ -541,6 +552,8 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
         _run_parallel(list(pre_jobs.values()), cell_jobs, jobs, cfg, plan_of, cache_path,
                       split.pretrain, finished, echo)
     rows[:] = _grid_order(rows, grid)
+    if pretrain_only:
+        return rows, ""
     summary = summarise_results(rows, metric, cfg.methods, sorted(cfg.labelled))
     write_text_atomic(out / "summary.md", summary)
     plot_results(rows, metric, cfg.methods, sorted(cfg.labelled), out / "dice_vs_n.png")

@@ -19,6 +19,8 @@ def register(sub) -> None:
                    help="pretraining runs and cells at once, each in its own process with "
                         "cores/J torch threads (unless the recipe fixes trainer.threads); "
                         "the rows are the same as with --jobs 1 when the threads per run are")
+    p.add_argument("--pretrain-only", action="store_true",
+                   help="run only the pretraining runs the unfinished cells need")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=run)
 
@@ -26,6 +28,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from planessl.experiment import run_experiment
 
-    _, summary = run_experiment(args.config, args.out, args.overrides, jobs=args.jobs)
+    _, summary = run_experiment(args.config, args.out, args.overrides, jobs=args.jobs,
+                                pretrain_only=args.pretrain_only)
     print(summary)
     return 0
