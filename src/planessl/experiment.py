@@ -43,6 +43,7 @@ from planessl.errors import PlaneSSLError
 from planessl.evaluation.curves import plot_learning_curves
 from planessl.evaluation.summary import (  # noqa: F401 - summaries re-exported for callers
     metric_name, plot_results, results_figure, summarise_results)
+from planessl.experiment_jobs import run_parallel
 from planessl.runinfo import save_run_info, write_text_atomic
 from planessl.tasks.registry import TASK_NAMES as PRETEXTS
 
@@ -549,8 +550,8 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
                 raise
             finished(job, row, [])
     else:
-        _run_parallel(list(pre_jobs.values()), cell_jobs, jobs, cfg, plan_of, cache_path,
-                      split.pretrain, finished, echo)
+        run_parallel(list(pre_jobs.values()), cell_jobs, jobs, _run_job,
+                     lambda job: (cfg, plan_of(job), cache_path, split.pretrain), finished, echo)
     rows[:] = _grid_order(rows, grid)
     if pretrain_only:
         return rows, ""
@@ -561,52 +562,3 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
                          out / "learning_curves.png",
                          "val_dice" if cfg.task == "segmentation" else "val_acc")
     return rows, summary
-
-
-def _run_parallel(pre_jobs: list[_Job], cell_jobs: list[_Job], jobs: int, cfg: ExperimentConfig,
-                  plan_of: Callable[[_Job], PretrainPlan | None], cache_path: Path,
-                  pretrain_ids: list[str],
-                  finished: Callable[[_Job, dict | None, list[str]], None],
-                  echo: Callable[[str], None]) -> None:
-    """Run the jobs ``jobs`` at a time in spawned processes (one per job): a pretraining as
-    soon as a worker is free, a cell once its pretraining is done; the first failure stops
-    new work, lets the running jobs finish, then raises."""
-    import multiprocessing
-    import os
-    import sys
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    kwargs = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-    queue = list(pre_jobs) + list(cell_jobs)
-    pending = {j.out for j in pre_jobs}  # pretraining runs not finished yet
-    failure: BaseException | None = None
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             **kwargs) as pool:
-        running: dict = {}
-        while queue or running:
-            while failure is None and len(running) < jobs:
-                ready = next((j for j in queue if j.kind == "pretrain" or j.needs is None
-                              or j.needs not in pending), None)
-                if ready is None:
-                    break
-                queue.remove(ready)
-                running[pool.submit(_run_job, ready, cfg, plan_of(ready), cache_path,
-                                    pretrain_ids, threads)] = ready
-            if not running:
-                break
-            done_now, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done_now:
-                job = running.pop(fut)
-                try:
-                    row, said = fut.result()
-                except Exception as err:  # noqa: BLE001 - reported, then re-raised below
-                    log = job.out / "log.txt"
-                    echo(f"{job.what or f'pretraining {job.method}'}: failed, see {log}")
-                    failure = failure or err
-                    continue
-                if job.kind == "pretrain":
-                    pending.discard(job.out)
-                finished(job, row, said)
-    if failure is not None:
-        raise failure

@@ -27,6 +27,7 @@ from planessl.config import (DataConfig, ModelConfig, OptimConfig, TrainerConfig
 from planessl.data.augment import FinetuneAugmentConfig
 from planessl.errors import PlaneSSLError
 from planessl.evaluation.protocol import Split, few_label_split
+from planessl.finetune_defaults import features_of, grid_of  # noqa: F401 - re-exported
 from planessl.runinfo import save_run_info, write_text_atomic
 from planessl.tasks.semi_config import SemiConfig, check_semi
 
@@ -211,30 +212,6 @@ def inherit_from_pretrain(cfg: FinetuneConfig, pre: dict, overrides: list[str]) 
     for key in ("image_size", "spacing_mm", "clip_percentiles"):
         if f"data.{key}" not in given and data.get(key) is not None:
             setattr(cfg.data, key, data[key])
-
-
-def grid_of(cfg: FinetuneConfig) -> dict:
-    """The resolved input grid (pixels, mm) of a configuration."""
-    from planessl.models.backbone import PRESETS
-
-    preset = PRESETS.get(cfg.model.preset, PRESETS["small"])
-    return {"image_size": int(cfg.data.image_size or preset.image_size),
-            "spacing_mm": float(cfg.data.spacing_mm or preset.spacing_mm),
-            "clip_percentiles": [float(v) for v in cfg.data.clip_percentiles],
-            "input_views": list(cfg.data.input_views)}
-
-
-def features_of(cfg: FinetuneConfig) -> list[int]:
-    from planessl.models.backbone import PRESETS
-
-    if cfg.model.network != "unet":
-        raise PlaneSSLError(f"model.network={cfg.model.network}: planessl fine-tunes its own U-Net; "
-                            f"fine-tune nnU-Net networks in nnU-Net (planessl export RUN --nnunet)")
-    if cfg.model.features:
-        return [int(f) for f in cfg.model.features]
-    if cfg.model.preset not in PRESETS:
-        raise PlaneSSLError(f"unknown model.preset {cfg.model.preset!r}; known: {', '.join(PRESETS)}")
-    return list(PRESETS[cfg.model.preset].features)
 
 
 def build_net(task: str, features: list[int], n_classes: int, pooling: str = "image"):

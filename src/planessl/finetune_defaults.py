@@ -94,7 +94,6 @@ def classification_defaults(cfg: "FinetuneConfig", cache: Cache, given: set[str]
                      f"exam has)")
     if knee and scratch and not {"data.image_size", "model.preset"} & given:
         from planessl.field_of_view import field_of_view_mm, image_size_for
-        from planessl.finetune import features_of, grid_of
 
         grid = grid_of(cfg)
         fov = field_of_view_mm(cache, [e["id"] for e in labelled], cfg.data.input_views)
@@ -109,3 +108,27 @@ def classification_defaults(cfg: "FinetuneConfig", cache: Cache, given: set[str]
                              f"run on a CPU: --config configs/knee_finetune.yaml, the knee "
                              f"benchmark's recipe, costs about 8x less per step")
     return notes
+
+
+def grid_of(cfg: "FinetuneConfig") -> dict:
+    """The resolved input grid (pixels, mm) of a configuration."""
+    from planessl.models.backbone import PRESETS
+
+    preset = PRESETS.get(cfg.model.preset, PRESETS["small"])
+    return {"image_size": int(cfg.data.image_size or preset.image_size),
+            "spacing_mm": float(cfg.data.spacing_mm or preset.spacing_mm),
+            "clip_percentiles": [float(v) for v in cfg.data.clip_percentiles],
+            "input_views": list(cfg.data.input_views)}
+
+
+def features_of(cfg: "FinetuneConfig") -> list[int]:
+    from planessl.models.backbone import PRESETS
+
+    if cfg.model.network != "unet":
+        raise PlaneSSLError(f"model.network={cfg.model.network}: planessl fine-tunes its own U-Net; "
+                            f"fine-tune nnU-Net networks in nnU-Net (planessl export RUN --nnunet)")
+    if cfg.model.features:
+        return [int(f) for f in cfg.model.features]
+    if cfg.model.preset not in PRESETS:
+        raise PlaneSSLError(f"unknown model.preset {cfg.model.preset!r}; known: {', '.join(PRESETS)}")
+    return list(PRESETS[cfg.model.preset].features)
