@@ -25,7 +25,8 @@ patients with benchmarks/acdc_tune.py) and pretrains with configs/acdc_pretrain.
 - semi-supervised fine-tuning arms (``--methods``; ``finetune.semi``, the unlabelled images
   being every cache study outside test, validation and the N labelled): ``semi-fixmatch``,
   ``semi-bcp`` from scratch, ``semi-fixmatch-genesis``, ``semi-bcp-genesis`` from the
-  ``genesis-acdc`` pretraining. Their fine-tuning budget is the recipe's (1,000 steps, of which
+  ``genesis-acdc`` pretraining, ``semi-fixmatch-multitask``, ``semi-bcp-multitask`` from the
+  ``multitask-phantom`` pretraining. Their fine-tuning budget is the recipe's (1,000 steps, of which
   ``semi.supervised_steps`` supervised); a semi step costs about 3x a supervised one.
 
 One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
@@ -84,7 +85,9 @@ RESTORE_ARMS = ("slices-genesis-acdc", "multitask-genesis-mixed")
 # Semi-supervised fine-tuning (finetune.semi) on the same split, recipe and seeds: the
 # unlabelled images are the cache's studies outside test, validation and the N labelled
 # ("pool"), from scratch or from another arm's pretraining (its run is shared, not redone).
-SEMI_ARMS = ("semi-fixmatch", "semi-bcp", "semi-fixmatch-genesis", "semi-bcp-genesis")
+SEMI_INITS = {"scratch": "", "genesis-acdc": "-genesis", "multitask-phantom": "-multitask"}
+SEMI_ARMS = tuple(f"semi-{semi}{suffix}" for semi in ("fixmatch", "bcp")
+                  for suffix in SEMI_INITS.values())
 METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS, *RESTORE_ARMS, *SEMI_ARMS)
 # The stratified protocol's arms (the protocol issue), in the order of the tables.
 MAIN_ARMS = ("scratch", "genesis-acdc", "slices-genesis-acdc", "multitask-phantom",
@@ -121,9 +124,9 @@ def arms(phantom: Path) -> dict:
             "multitask-genesis-mixed": ArmConfig(task="multitask", data=[str(phantom)],
                                                  pool=True, weights=[1.0, 1.0],
                                                  overrides=["task.restore_weight=1.0"]),
-            **{f"semi-{semi}{'-genesis' if init != 'scratch' else ''}": ArmConfig(
+            **{f"semi-{semi}{suffix}": ArmConfig(
                 init=init, finetune=[f"finetune.semi={semi}", "finetune.unlabelled=[pool]"])
-               for semi in ("fixmatch", "bcp") for init in ("scratch", "genesis-acdc")}}
+               for semi in ("fixmatch", "bcp") for init, suffix in SEMI_INITS.items()}}
 
 
 def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: list[int],

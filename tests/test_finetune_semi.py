@@ -97,7 +97,7 @@ def test_method_trains_logs_and_keeps_test_out(method, init, phantom_cache, pret
     ids = [i for v in used.values() for i in v]
     assert ids and not set(ids) & set(split["test"] + split["val"] + split["train"])
     assert set(ids) == set(Cache(phantom_cache).ids) - set(split["test"] + split["val"] + split["train"])
-    ckpt = _last_state(out)  # Lightning writes last.ckpt when the validation Dice improves
+    ckpt = _last_state(out)  # last.ckpt: the state at the last validation
     assert ckpt["semi"]["method"] == method
     assert ckpt["semi"]["unlabelled_position"] == ckpt["global_step"] * 2 > 0
     if method == "bcp":

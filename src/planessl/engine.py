@@ -161,9 +161,15 @@ def build_trainer(cfg: TrainerConfig, out_dir: str | Path, *, monitor: str = "va
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     checkpoint = ModelCheckpoint(dirpath=out_dir / CHECKPOINT_DIR, filename="best-{epoch}-{step}",
-                                 monitor=monitor, mode=mode, save_top_k=1, save_last=True,
+                                 monitor=monitor, mode=mode, save_top_k=1, save_last=False,
                                  auto_insert_metric_name=False)
-    all_callbacks: list[Callback] = [checkpoint, *callbacks]
+    # Lightning (2.6) writes a monitored callback's last.ckpt only at validations where the
+    # best checkpoint was also saved, so --resume would restart from the last improvement.
+    # A second, unmonitored callback rewrites last.ckpt at every validation (and epoch end).
+    last = ModelCheckpoint(dirpath=out_dir / CHECKPOINT_DIR, filename=Path(LAST_CHECKPOINT).stem,
+                           monitor=None, save_top_k=1, save_last=False,
+                           enable_version_counter=False)
+    all_callbacks: list[Callback] = [checkpoint, last, *callbacks]
     progress_bar = cfg.progress_bar and not quiet
     if progress_bar:
         all_callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every_n_steps // 2)))
