@@ -179,6 +179,16 @@ def test_bad_inputs_one_line_each_rest_goes_on(model, sources, tmp_path, capsys)
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
+def test_no_usable_input_exits_2_with_one_line(model, sources, tmp_path, capsys):
+    _, nifti, _ = sources
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(model), "--input", str(tmp_path / "missing"),
+                 str(nifti / "broken.nii.gz"), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "no input could be predicted" in captured.err + captured.out
+    assert not list(out.glob("*_pred.nii.gz"))
+
+
 def test_name_clash_gets_input_prefix(model, sources, tmp_path):
     _, nifti, _ = sources
     other = tmp_path / "site2"

@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from planessl.predict import predict_cache, predict_files
 
     if args.input:
-        predict_files(args.model, args.input, args.out, args.lcc, args.dicom_seg)
+        entries = predict_files(args.model, args.input, args.out, args.lcc, args.dicom_seg)
+        if not entries:
+            raise PlaneSSLError(f"no input could be predicted (each was skipped above); "
+                                f"{args.out} holds no label map")
         return 0
     if args.dicom_seg:
         raise PlaneSSLError("--dicom-seg needs --input (DICOM source images)")
