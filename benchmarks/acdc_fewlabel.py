@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import shutil
 import sys
 import time
@@ -204,6 +205,26 @@ def group_table(exp: Path, rows: list[dict], methods: list[str], ns: list[int]) 
     return "\n".join(out) + "\n"
 
 
+def cost_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:
+    """Markdown: mean fine-tuning and whole-cell time per method and N (seconds; the cells
+    ran two at a time on 2 CPU cores, so a time is that of one core's share)."""
+    import numpy as np
+
+    out = ["| method | N | cells | fine-tuning s | cell s (with prediction, evaluation) |",
+           "|---|---|---|---|---|"]
+    for m in methods:
+        for n in ns:
+            cell = [r for r in rows if r["method"] == m and int(r["n"]) == n]
+            if not cell:
+                continue
+            train = [float(r["train_seconds"]) for r in cell if r.get("train_seconds")]
+            total = [float(r["cell_seconds"]) for r in cell if r.get("cell_seconds")]
+            out.append(f"| {m} | {n} | {len(cell)} | "
+                       f"{np.mean(train):.0f} | {np.mean(total):.0f} |" if train and total else
+                       f"| {m} | {n} | {len(cell)} | – | – |")
+    return "\n".join(out) + "\n"
+
+
 def tuning_table(path: Path) -> str:
     """Markdown of every fine-tuning configuration tried on the validation patients."""
     if not path.is_file():
@@ -248,6 +269,8 @@ def write_report(exp: Path, results: Path, command: str, title: str = TITLE) -> 
         structure_table(rows, methods, ns), "",
         "## Mean Dice per diagnostic group (test patients of each group, mean over seeds)", "",
         group_table(exp, rows, methods, ns), "",
+        "## Cost per cell (mean over its draws)", "",
+        cost_table(rows, methods, ns), "",
         "## Fine-tuning configurations tried (validation patients only)", "",
         tuning_table(ROOT / "benchmarks/results/acdc_fewlabel/tuning.csv"),
     ]
@@ -299,7 +322,7 @@ def check_pretraining(cfg, exp: Path, results: Path, jobs: int) -> None:
             print(f"pretraining {row['arm']}: same weights as the committed cells'")
 
 
-def publish(exp: Path, results: Path, command: str) -> None:
+def publish(exp: Path, results: Path, command: str, title: str = "") -> None:
     """Copy the experiment's files into ``results`` and rewrite its page."""
     from planessl.evaluation.curves import plot_learning_curves
     from planessl.evaluation.summary import plot_results
@@ -323,7 +346,7 @@ def publish(exp: Path, results: Path, command: str) -> None:
     record = pretrain_record(exp)
     if record:
         write_rows(results / "pretrain_runs.csv", record)
-    write_report(exp, results, command)
+    write_report(exp, results, command, title or TITLE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,17 +374,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="pretraining overrides of an ablation")
     ap.add_argument("--reuse-pretrain", type=Path, default=None, metavar="EXPERIMENT",
                     help="copy the finished pretraining runs of another work folder's experiment")
+    ap.add_argument("--title", default=TITLE, help="the results page's title")
     args = ap.parse_args(argv)
     results = args.results or (RESULTS if args.protocol == "stratified" else EARLIER_RESULTS)
     given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report"]
-    command = "python benchmarks/acdc_fewlabel.py " + " ".join(given)  # the grid's command
+    command = "python benchmarks/acdc_fewlabel.py " + shlex.join(given)  # the grid's command
     if not args.data.is_dir():
         print(f"skip: {args.data} not found")
         return 0
     sys.path.insert(0, str(ROOT / "src"))
     exp = args.work / "experiment"
     if args.report:
-        publish(exp, results, command)
+        publish(exp, results, command, args.title)
         return 0
     from planessl.experiment import run_experiment
 
@@ -380,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, summary = run_experiment(cfg, exp, jobs=args.jobs)
     print(summary)
     print(f"wall time {(time.time() - t0) / 60:.1f} min")
-    publish(exp, results, command)
+    publish(exp, results, command, args.title)
     return 0
 
 
