@@ -40,6 +40,9 @@ report is rewritten from the rows finished so far)::
 
     python benchmarks/acdc_fewlabel.py --jobs 2 --work /tmp/acdc_bench/strat
     python benchmarks/acdc_fewlabel.py --report --work /tmp/acdc_bench/strat   # report only
+    # the all-pool ceiling: scratch with every patient of the labelled pool (N=20, one draw)
+    python benchmarks/acdc_fewlabel.py --work /tmp/acdc_bench/strat --methods scratch \
+        --labelled 20 --seeds 0
 
 On another machine (a later session), resume the committed grid: its rows are merged, the
 pretraining runs are made again and checked against the weights' SHA-256 in
