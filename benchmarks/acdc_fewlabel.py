@@ -96,9 +96,10 @@ METHODS = ("scratch", *GEOMETRY_ARMS, *COMPETING_ARMS, *RESTORE_ARMS, *SEMI_ARMS
 # The stratified protocol's arms (the protocol issue), in the order of the tables.
 MAIN_ARMS = ("scratch", "genesis-acdc", "slices-genesis-acdc", "multitask-phantom",
              "multitask-genesis-mixed")
-# Differences are reported to scratch and to Models Genesis alone (does geometry add to
-# restoration?).
-REFERENCES = ("scratch", "genesis-acdc")
+# Differences are reported to scratch, to Models Genesis alone (does geometry add to
+# restoration?) and to semi-supervised fine-tuning from scratch (does a pretrained start add
+# to it?), for those of them in the table.
+REFERENCES = ("scratch", "genesis-acdc", "semi-fixmatch", "semi-bcp")
 
 
 def phantom_cache(work: Path, n: int, seed: int = 1) -> Path:
