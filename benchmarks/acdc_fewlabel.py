@@ -209,6 +209,31 @@ def group_table(exp: Path, rows: list[dict], methods: list[str], ns: list[int]) 
     return "\n".join(out) + "\n"
 
 
+def common_draws_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:
+    """Markdown: mean Dice per method and N over the labelled draws (seeds) that every method
+    has at that N, or ``""`` when every method has the same draws (the means table above is
+    then already like for like)."""
+    import numpy as np
+
+    seeds = {(m, n): {int(r["seed"]) for r in rows if r["method"] == m and int(r["n"]) == n}
+             for m in methods for n in ns}
+    common = {n: set.intersection(*[seeds[(m, n)] for m in methods if seeds[(m, n)]])
+              for n in ns}
+    if all(seeds[(m, n)] in (set(), common[n]) for m in methods for n in ns):
+        return ""
+    head = " | ".join(f"N={n} (seeds {', '.join(map(str, sorted(common[n])))})" for n in ns)
+    out = ["## Means over the draws every arm has (like for like)", "",
+           f"| method | {head} |", "|---|" + "---|" * len(ns)]
+    for m in methods:
+        vals = []
+        for n in ns:
+            v = [float(r["mean_dice"]) for r in rows if r["method"] == m and int(r["n"]) == n
+                 and int(r["seed"]) in common[n]]
+            vals.append(f"{np.mean(v):.3f}" if v else "–")
+        out.append(f"| {m} | " + " | ".join(vals) + " |")
+    return "\n".join(out) + "\n"
+
+
 def cost_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:
     """Markdown: mean fine-tuning and whole-cell time per method and N (seconds; the cells
     ran two at a time on 2 CPU cores, so a time is that of one core's share)."""
@@ -269,6 +294,7 @@ def write_report(exp: Path, results: Path, command: str, title: str = TITLE) -> 
         f"the pretraining runs (steps, last validation loss, SHA-256 of the weights) in "
         f"`pretrain_runs.csv`.", "",
         summarise_results(rows, "mean_dice", methods, ns, references=refs), "",
+        common_draws_table(rows, methods, ns),
         "## Dice per structure (mean over seeds, test patients, ED and ES)", "",
         structure_table(rows, methods, ns), "",
         "## Mean Dice per diagnostic group (test patients of each group, mean over seeds)", "",
