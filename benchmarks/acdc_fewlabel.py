@@ -294,7 +294,7 @@ def write_report(exp: Path, results: Path, command: str, title: str = TITLE) -> 
         f"the pretraining runs (steps, last validation loss, SHA-256 of the weights) in "
         f"`pretrain_runs.csv`.", "",
         summarise_results(rows, "mean_dice", methods, ns, references=refs), "",
-        common_draws_table(rows, methods, ns),
+        *([like] if (like := common_draws_table(rows, methods, ns)) else []),
         "## Dice per structure (mean over seeds, test patients, ED and ES)", "",
         structure_table(rows, methods, ns), "",
         "## Mean Dice per diagnostic group (test patients of each group, mean over seeds)", "",
