@@ -29,6 +29,14 @@ patients with benchmarks/acdc_tune.py) and pretrains with configs/acdc_pretrain.
   ``multitask-phantom`` pretraining. Their fine-tuning budget is the recipe's (1,000 steps, of which
   ``semi.supervised_steps`` supervised); a semi step costs about 3x a supervised one.
 
+Scratch at N=20 (one draw, every patient of the labelled pool) is the all-pool ceiling, made
+in the same work folder with ``--methods scratch --labelled 20 --seeds 0``. The
+semi-supervised page (``benchmarks/results/acdc_semi``) is a separate work folder whose
+scratch rows and cells at N=1 and 3 are the main grid's (same split, draws and recipe),
+copied into it before its run (the rows with ``--merge``, the cell folders by hand), and whose
+pretraining is the main grid's (``--reuse-pretrain``); its first two semi-supervised draws ran
+at low priority beside the main grid, so their cell times overstate the cost.
+
 One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
 largest connected component of each structure; the metric is Dice per structure on the 3D SAX
 stack at ED and ES, averaged. The data has no pixel spacing; it is ingested with an assumed
@@ -356,7 +364,7 @@ def publish(exp: Path, results: Path, command: str, title: str = "") -> None:
     """Copy the experiment's files into ``results`` and rewrite its page."""
     from planessl.evaluation.curves import plot_learning_curves
     from planessl.evaluation.summary import plot_results
-    from planessl.experiment import read_rows
+    from planessl.experiment import cell_keys, read_rows
 
     rows = read_rows(exp / "results.csv")
     if not rows:
@@ -367,7 +375,8 @@ def publish(exp: Path, results: Path, command: str, title: str = "") -> None:
                                  if any(r["method"] == m for r in rows)))
     ns = sorted({int(r["n"]) for r in rows})
     plot_results(rows, "mean_dice", methods, ns, results / "dice_vs_n.png")
-    plot_learning_curves(exp / "cells", methods, ns, results / "learning_curves.png", "val_dice")
+    plot_learning_curves(exp / "cells", methods, ns, results / "learning_curves.png", "val_dice",
+                         finished=cell_keys(rows))
     for name in ("results.csv", "split.json", "config.yaml"):
         if (exp / name).is_file():
             shutil.copyfile(exp / name, results / name)

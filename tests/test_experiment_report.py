@@ -150,3 +150,6 @@ def test_learning_curves_read_every_cell_and_draw_one_line_per_seed(tmp_path):
     assert plot_learning_curves(tmp_path / "cells", ["scratch", "slices"], [1, 2], tmp_path / "lc.png")
     assert (tmp_path / "lc.png").stat().st_size > 1000
     assert not plot_learning_curves(tmp_path / "nothing", ["scratch"], [1], tmp_path / "no.png")
+    # an interrupted or running cell (not among the finished rows) is left out
+    assert set(read_curves(tmp_path / "cells", "val_dice", {("scratch", 1, 0), ("slices", 2, 0)})) \
+        == {("scratch", 1, 0), ("slices", 2, 0)}

@@ -53,6 +53,11 @@ from planessl.tasks.registry import TASK_NAMES as PRETEXTS
 RESULTS = "results.csv"
 
 
+def cell_keys(rows: list[dict]) -> set[tuple[str, int, int]]:
+    """``(method, n, seed)`` of every finished cell in ``rows``."""
+    return {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
+
+
 def primary_metric(task: str) -> str:
     return "mean_dice" if task == "segmentation" else "accuracy"
 
@@ -372,5 +377,6 @@ def run_experiment(config: str | Path | ExperimentConfig, out: str | Path | None
     plot_results(rows, metric, cfg.methods, sorted(cfg.labelled), out / "dice_vs_n.png")
     plot_learning_curves(out / "cells", cfg.methods, sorted(cfg.labelled),
                          out / "learning_curves.png",
-                         "val_dice" if cfg.task == "segmentation" else "val_acc")
+                         "val_dice" if cfg.task == "segmentation" else "val_acc",
+                         finished=cell_keys(rows))
     return rows, summary

@@ -8,25 +8,30 @@ import csv
 import math
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 CELL = re.compile(r"^(?P<method>.+)-n(?P<n>\d+)-s(?P<seed>\d+)$")
 
 
-def read_curves(cells: Path, monitor: str) -> dict[tuple[str, int, int], list[tuple[int, float]]]:
+def read_curves(cells: Path, monitor: str, finished: Collection[tuple[str, int, int]] | None = None
+                ) -> dict[tuple[str, int, int], list[tuple[int, float]]]:
     """``(method, n, seed) -> [(step, value), ...]`` of the ``monitor`` column of every
-    ``cells/<method>-n<N>-s<seed>/run/metrics.csv`` (cells without one are left out)."""
+    ``cells/<method>-n<N>-s<seed>/run/metrics.csv`` (cells without one are left out; with
+    ``finished``, so is every cell not in it, e.g. one interrupted or still running)."""
     curves = {}
     for folder in sorted(Path(cells).glob("*")):
         m = CELL.match(folder.name)
         path = folder / "run" / "metrics.csv"
         if m is None or not path.is_file():
             continue
+        key = (m["method"], int(m["n"]), int(m["seed"]))
+        if finished is not None and key not in finished:
+            continue
         with open(path, newline="") as fh:
             points = [(int(float(r["step"])), float(r[monitor])) for r in csv.DictReader(fh)
                       if r.get(monitor) not in (None, "") and r.get("step") not in (None, "")]
         if points:
-            curves[(m["method"], int(m["n"]), int(m["seed"]))] = sorted(points)
+            curves[key] = sorted(points)
     return curves
 
 
@@ -75,11 +80,13 @@ def learning_curves_figure(curves: dict, methods: Sequence[str], ns: Sequence[in
 
 
 def plot_learning_curves(cells: Path, methods: Sequence[str], ns: Sequence[int], path: Path,
-                         monitor: str = "val_dice") -> bool:
-    """Write the learning-curve PNG (atomically); ``False`` when no cell has a curve."""
+                         monitor: str = "val_dice",
+                         finished: Collection[tuple[str, int, int]] | None = None) -> bool:
+    """Write the learning-curve PNG (atomically) of the cells (of the ``finished`` ones when
+    given); ``False`` when no cell has a curve."""
     import matplotlib.pyplot as plt
 
-    curves = read_curves(cells, monitor)
+    curves = read_curves(cells, monitor, finished)
     if not curves:
         return False
     fig = learning_curves_figure(curves, methods, ns, monitor)
