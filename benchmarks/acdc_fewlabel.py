@@ -26,8 +26,10 @@ patients with benchmarks/acdc_tune.py) and pretrains with configs/acdc_pretrain.
   being every cache study outside test, validation and the N labelled): ``semi-fixmatch``,
   ``semi-bcp`` from scratch, ``semi-fixmatch-genesis``, ``semi-bcp-genesis`` from the
   ``genesis-acdc`` pretraining, ``semi-fixmatch-multitask``, ``semi-bcp-multitask`` from the
-  ``multitask-phantom`` pretraining. Their fine-tuning budget is the recipe's (1,000 steps, of which
-  ``semi.supervised_steps`` supervised); a semi step costs about 3x a supervised one.
+  ``multitask-phantom`` pretraining. Every arm of a table has the same fine-tuning budget: the
+  recipe's 1,000 steps unless ``--finetune-extra finetune.steps=S`` (of which
+  ``semi.supervised_steps`` on the labelled images alone); the page's cost table gives each
+  cell's budget from its resolved configuration. A semi step costs about 3x a supervised one.
 
 Scratch at N=20 (one draw, every patient of the labelled pool) is the all-pool ceiling, made
 in the same work folder with ``--methods scratch --labelled 20 --seeds 0``. The
@@ -242,23 +244,44 @@ def common_draws_table(rows: list[dict], methods: list[str], ns: list[int]) -> s
     return "\n".join(out) + "\n"
 
 
-def cost_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:
-    """Markdown: mean fine-tuning and whole-cell time per method and N (seconds; the cells
-    ran two at a time on 2 CPU cores, so a time is that of one core's share)."""
+def cell_budget(cell: Path) -> str:
+    """The fine-tuning budget of one cell, from its run's resolved configuration: ``1000``
+    steps, or ``1000 (fixmatch, 100 supervised)`` for a semi-supervised cell; ``?`` when the
+    run's configuration is missing."""
+    import yaml
+
+    path = cell / "run" / "config.yaml"
+    if not path.is_file():
+        return "?"
+    cfg = yaml.safe_load(path.read_text()) or {}
+    ft = cfg.get("finetune") or {}
+    steps, semi = ft.get("steps", "?"), ft.get("semi") or "none"
+    if semi == "none":
+        return f"{steps}"
+    return f"{steps} ({semi}, {(cfg.get('semi') or {}).get('supervised_steps', '?')} supervised)"
+
+
+def cost_table(rows: list[dict], methods: list[str], ns: list[int], exp: Path | None = None) -> str:
+    """Markdown: the fine-tuning budget (steps, from the cells' resolved configurations), the
+    mean fine-tuning and whole-cell time per method and N (seconds; the cells ran two at a
+    time on 2 CPU cores, so a time is that of one core's share)."""
     import numpy as np
 
-    out = ["| method | N | cells | fine-tuning s | cell s (with prediction, evaluation) |",
-           "|---|---|---|---|---|"]
+    out = ["| method | N | cells | budget (steps) | fine-tuning s | cell s (with prediction, evaluation) |",
+           "|---|---|---|---|---|---|"]
     for m in methods:
         for n in ns:
             cell = [r for r in rows if r["method"] == m and int(r["n"]) == n]
             if not cell:
                 continue
+            budget = " / ".join(dict.fromkeys(
+                cell_budget(exp / "cells" / f"{m}-n{n}-s{int(r['seed'])}") for r in cell)) \
+                if exp is not None else "?"
             train = [float(r["train_seconds"]) for r in cell if r.get("train_seconds")]
             total = [float(r["cell_seconds"]) for r in cell if r.get("cell_seconds")]
-            out.append(f"| {m} | {n} | {len(cell)} | "
+            out.append(f"| {m} | {n} | {len(cell)} | {budget} | "
                        f"{np.mean(train):.0f} | {np.mean(total):.0f} |" if train and total else
-                       f"| {m} | {n} | {len(cell)} | – | – |")
+                       f"| {m} | {n} | {len(cell)} | {budget} | – | – |")
     return "\n".join(out) + "\n"
 
 
@@ -307,8 +330,8 @@ def write_report(exp: Path, results: Path, command: str, title: str = TITLE) -> 
         structure_table(rows, methods, ns), "",
         "## Mean Dice per diagnostic group (test patients of each group, mean over seeds)", "",
         group_table(exp, rows, methods, ns), "",
-        "## Cost per cell (mean over its draws)", "",
-        cost_table(rows, methods, ns), "",
+        "## Budget and cost per cell (mean over its draws)", "",
+        cost_table(rows, methods, ns, exp), "",
         "## Fine-tuning configurations tried (validation patients only)", "",
         tuning_table(ROOT / "benchmarks/results/acdc_fewlabel/tuning.csv"),
     ]
