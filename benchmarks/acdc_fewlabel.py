@@ -437,9 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-pretrain", type=Path, default=None, metavar="EXPERIMENT",
                     help="copy the finished pretraining runs of another work folder's experiment")
     ap.add_argument("--title", default=TITLE, help="the results page's title")
+    ap.add_argument("--pretrain-only", action="store_true",
+                    help="run only the pretraining runs that the unfinished cells need")
     args = ap.parse_args(argv)
     results = args.results or (RESULTS if args.protocol == "stratified" else EARLIER_RESULTS)
-    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report"]
+    given = [a for a in (argv if argv is not None else sys.argv[1:])
+             if a not in ("--report", "--pretrain-only")]
     command = "python benchmarks/acdc_fewlabel.py " + shlex.join(given)  # the grid's command
     if not args.data.is_dir():
         print(f"skip: {args.data} not found")
@@ -463,7 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse_pretrain is not None and not (exp / "pretrain").is_dir():
         shutil.copytree(args.reuse_pretrain / "pretrain", exp / "pretrain")
     check_pretraining(cfg, exp, results, args.jobs)
-    rows, summary = run_experiment(cfg, exp, jobs=args.jobs)
+    rows, summary = run_experiment(cfg, exp, jobs=args.jobs, pretrain_only=args.pretrain_only)
+    if args.pretrain_only:
+        print(f"pretraining done ({(time.time() - t0) / 60:.1f} min); no cell run")
+        return 0
     print(summary)
     print(f"wall time {(time.time() - t0) / 60:.1f} min")
     publish(exp, results, command, args.title)
