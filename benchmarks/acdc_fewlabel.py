@@ -37,7 +37,12 @@ semi-supervised page (``benchmarks/results/acdc_semi``) is a separate work folde
 scratch rows and cells at N=1 and 3 are the main grid's (same split, draws and recipe),
 copied into it before its run (the rows with ``--merge``, the cell folders by hand), and whose
 pretraining is the main grid's (``--reuse-pretrain``); its first two semi-supervised draws ran
-at low priority beside the main grid, so their cell times overstate the cost.
+at low priority beside the main grid, so their cell times overstate the cost. The 3,000-step
+semi-supervised page (``benchmarks/results/acdc_semi_3000``) is a work folder of its own at
+N=3: every arm, scratch included, fine-tunes for 3,000 steps (``--finetune-extra
+finetune.steps=3000``; the budget chosen on the validation patients, rows ``S_*_3000`` of
+``acdc_fewlabel/tuning.csv``), its pretraining made again with the main grid's configuration
+and seed, and its ceiling is scratch at N=20 with the same budget.
 
 One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
 largest connected component of each structure; the metric is Dice per structure on the 3D SAX
