@@ -42,7 +42,14 @@ semi-supervised page (``benchmarks/results/acdc_semi_3000``) is a work folder of
 N=3: every arm, scratch included, fine-tunes for 3,000 steps (``--finetune-extra
 finetune.steps=3000``; the budget chosen on the validation patients, rows ``S_*_3000`` of
 ``acdc_fewlabel/tuning.csv``), its pretraining made again with the main grid's configuration
-and seed, and its ceiling is scratch at N=20 with the same budget.
+and seed, and its ceiling is scratch at N=20 with the same budget. Two side folders ran
+beside its grid (same split, recipe, budget and pretraining) and were merged into it once the
+grid stopped (rows and cell folders): the ceiling (``--work .../semi3k_ceiling --methods
+scratch --labelled 20 --seeds 0 --finetune-extra finetune.steps=3000``) and supervised
+fine-tuning from the ``multitask-phantom`` pretraining (``--work .../semi3k_mt --methods
+multitask-phantom --labelled 3 --seeds 0 1 2 3 4 5 --finetune-extra finetune.steps=3000
+--reuse-pretrain .../semi3k/experiment``): does the pretraining gain survive the longer
+budget?
 
 One pretraining per arm (made with seed 0) serves every seed's cells. Predictions keep the
 largest connected component of each structure; the metric is Dice per structure on the 3D SAX
@@ -164,17 +171,27 @@ def experiment_config(cache: Path, phantom: Path, methods: list[str], labelled: 
 
 def merge(parts: list[Path], into: Path) -> None:
     """Copy the finished cells and pretraining runs of several work folders into one (a part
-    that is a ``results.csv`` file contributes its rows only, e.g. committed results)."""
+    that is a ``results.csv`` file contributes its rows only, e.g. committed results). The
+    rows ``into`` has already are kept; a part's row for a cell it has is not added."""
     from planessl.experiment import read_rows, write_rows
 
-    rows: list[dict] = []
+    target = into / "experiment" / "results.csv"
+    rows: list[dict] = read_rows(target)
+    have = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
     for part in parts:
-        rows += read_rows(part if part.is_file() else part / "experiment" / "results.csv")
+        for row in read_rows(part if part.is_file() else part / "experiment" / "results.csv"):
+            key = (row["method"], int(row["n"]), int(row["seed"]))
+            if key not in have:
+                rows.append(row)
+                have.add(key)
+        if part.is_file() or part.resolve() == into.resolve():
+            continue
         for sub in ("cells", "pretrain"):
             if (part / "experiment" / sub).is_dir():
                 shutil.copytree(part / "experiment" / sub, into / "experiment" / sub,
                                 dirs_exist_ok=True)
-    write_rows(into / "experiment" / "results.csv", rows)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_rows(target, rows)
 
 
 def structure_table(rows: list[dict], methods: list[str], ns: list[int]) -> str:
