@@ -44,7 +44,8 @@ finetune.steps=3000``; the budget chosen on the validation patients, rows ``S_*_
 ``acdc_fewlabel/tuning.csv``), its pretraining made again with the main grid's configuration
 and seed, and its ceiling is scratch at N=20 with the same budget. Two side folders ran
 beside its grid (same split, recipe, budget and pretraining) and were merged into it once the
-grid stopped (rows and cell folders): the ceiling (``--work .../semi3k_ceiling --methods
+grid stopped (rows and cell folders; the grid's command with ``--report --merge
+.../semi3k_ceiling .../semi3k_mt``): the ceiling (``--work .../semi3k_ceiling --methods
 scratch --labelled 20 --seeds 0 --finetune-extra finetune.steps=3000``) and supervised
 fine-tuning from the ``multitask-phantom`` pretraining (``--work .../semi3k_mt --methods
 multitask-phantom --labelled 3 --seeds 0 1 2 3 4 5 --finetune-extra finetune.steps=3000
@@ -173,17 +174,15 @@ def merge(parts: list[Path], into: Path) -> None:
     """Copy the finished cells and pretraining runs of several work folders into one (a part
     that is a ``results.csv`` file contributes its rows only, e.g. committed results). The
     rows ``into`` has already are kept; a part's row for a cell it has is not added."""
-    from planessl.experiment import read_rows, write_rows
+    from planessl.experiment import cell_keys, read_rows, write_rows
 
     target = into / "experiment" / "results.csv"
     rows: list[dict] = read_rows(target)
-    have = {(r["method"], int(r["n"]), int(r["seed"])) for r in rows}
     for part in parts:
-        for row in read_rows(part if part.is_file() else part / "experiment" / "results.csv"):
-            key = (row["method"], int(row["n"]), int(row["seed"]))
-            if key not in have:
-                rows.append(row)
-                have.add(key)
+        have = cell_keys(rows)
+        rows += [row for row in read_rows(part if part.is_file() else
+                                          part / "experiment" / "results.csv")
+                 if not cell_keys([row]) & have]
         if part.is_file() or part.resolve() == into.resolve():
             continue
         for sub in ("cells", "pretrain"):
@@ -448,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rewrite the results page from the finished rows; train nothing")
     ap.add_argument("--merge", type=Path, nargs="*", default=None,
                     help="work folders of earlier runs (or their results.csv files) to merge "
-                         "into --work (nothing trained)")
+                         "into --work before its cells run (with --report: merge, rewrite the "
+                         "page, train nothing)")
     ap.add_argument("--results", type=Path, default=None,
                     help=f"results folder (default: {RESULTS.relative_to(ROOT)}, or its "
                          f"earlier_protocol/ for --protocol earlier)")
@@ -472,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     exp = args.work / "experiment"
     if args.report:
+        if args.merge:
+            merge(args.merge, args.work)
         publish(exp, results, command, args.title)
         return 0
     from planessl.experiment import run_experiment
